@@ -1,0 +1,1 @@
+//! The capsule API server library.

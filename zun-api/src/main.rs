@@ -1,0 +1,2 @@
+//! zun-api binary.
+fn main() {}
