@@ -1,0 +1,15 @@
+//! Schema migrations, applied by `zun-api db sync` (and by tests on a fresh database).
+
+use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_initial;
+
+/// Every migration of the capsule database, oldest first.
+pub struct Migrator;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261124_000001_initial::Migration)]
+    }
+}
