@@ -1,1 +1,11 @@
 //! Pure types shared by the capsule API, compute agent, CLI and tempest (no I/O).
+
+pub mod template;
+
+pub use template::{parse_create_body, parse_template, CapsuleTemplate, Limits, TemplateErrors};
+
+pub mod microversion;
+pub mod status;
+pub mod views;
+
+pub use status::CapsuleStatus;
