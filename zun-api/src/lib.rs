@@ -1,1 +1,83 @@
-//! The capsule API server library.
+//! The capsule API server: a Zun-compatible `/v1` REST API (capsules, versions, health) with
+//! Keystone authentication, oslo-style policy and microversions, over the `db` crate.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod handlers;
+pub mod microversion;
+pub mod routes;
+pub mod state;
+pub mod views;
+
+use std::sync::Arc;
+
+pub use config::Config;
+pub use routes::{normalize_path, router, service};
+pub use state::AppState;
+
+/// Why the server could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The database could not be opened.
+    #[error("cannot open the database")]
+    Db(#[from] db::DbError),
+    /// The policy file could not be read.
+    #[error("cannot read policy file {path}")]
+    PolicyRead {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The policy file is invalid.
+    #[error("invalid policy file {path}")]
+    Policy {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: policy::LoadError,
+    },
+    /// The authenticator could not be built.
+    #[error("cannot set up authentication")]
+    Auth(#[from] auth::KeystoneError),
+}
+
+impl AppState {
+    /// Builds the state `config` describes: opens the database (without migrating it) and
+    /// loads the policy file.
+    pub async fn from_config(config: Config) -> Result<Self, BuildError> {
+        let db = db::Database::connect(&config.database.url).await?;
+        let mut enforcer = policy::Enforcer::with_defaults();
+        if let Some(path) = &config.policy.file {
+            let text = std::fs::read_to_string(path).map_err(|source| BuildError::PolicyRead {
+                path: path.clone(),
+                source,
+            })?;
+            let report = enforcer
+                .load_overrides(&text)
+                .map_err(|source| BuildError::Policy {
+                    path: path.clone(),
+                    source,
+                })?;
+            tracing::info!(
+                file = %path.display(),
+                overridden = ?report.overridden,
+                added = ?report.added,
+                "policy overrides loaded"
+            );
+        }
+        let auth = auth::Authenticator::from_config(&config)?;
+        Ok(Self {
+            limits: Arc::new(config.limits.template_limits()),
+            config: Arc::new(config),
+            db,
+            policy: Arc::new(enforcer),
+            auth: Arc::new(auth),
+        })
+    }
+}

@@ -1,2 +1,117 @@
-//! zun-api binary.
-fn main() {}
+//! `zun-api`: serves the capsule API, or manages its database (`zun-api db sync`).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use zun_api::{AppState, Config};
+
+#[derive(Parser)]
+#[command(name = "zun-api", version, about = "Zun-compatible capsule API server")]
+struct Cli {
+    /// Configuration file (TOML); every key has a default.
+    #[arg(long, short, env = "ZUN_API_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Database management.
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
+    /// Print the default policy as a commented sample policy.yaml.
+    PolicySample,
+}
+
+#[derive(Subcommand)]
+enum DbAction {
+    /// Apply every pending migration.
+    Sync,
+    /// List the applied migrations.
+    Version,
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("ZUN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    if let Some(Command::PolicySample) = cli.command {
+        print!("{}", policy::sample_yaml());
+        return Ok(());
+    }
+    let config =
+        Config::load(cli.config.as_deref()).with_context(|| "loading configuration".to_owned())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Db { action } => {
+            let db = db::Database::connect(&config.database.url).await?;
+            match action {
+                DbAction::Sync => {
+                    db.migrate().await?;
+                    for m in db.applied_migrations().await? {
+                        eprintln!("applied: {m}");
+                    }
+                }
+                DbAction::Version => {
+                    for m in db.applied_migrations().await? {
+                        eprintln!("{m}");
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Serve => serve(config).await,
+        Command::PolicySample => unreachable!("handled above"),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.api.listen;
+    let state = AppState::from_config(config).await?;
+    let pending = state.db.pending_migrations().await?;
+    anyhow::ensure!(
+        pending.is_empty(),
+        "the database needs `zun-api db sync` first (pending: {})",
+        pending.join(", ")
+    );
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    tracing::info!(%listen, "zun-api listening");
+    let app =
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(zun_api::service(state));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await
+        .context("serving")?;
+    tracing::info!("zun-api stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+}

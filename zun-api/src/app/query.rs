@@ -1,0 +1,140 @@
+//! Query-string parameters of the capsule routes, validated with Zun's messages.
+
+use db::{ListParams, SortDir, SortKey};
+
+use crate::error::ApiError;
+
+/// Zun's accepted boolean strings (`strutils.bool_from_string(strict=True)`).
+pub fn parse_bool_strict(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "t" | "true" | "on" | "y" | "yes" => Some(true),
+        "0" | "f" | "false" | "off" | "n" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// Decoded `key=value` pairs of a query string, in order.
+pub fn pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .map(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn last<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The `all_projects` flag (absent: false).
+pub fn all_projects(pairs: &[(String, String)]) -> Result<bool, ApiError> {
+    match last(pairs, "all_projects") {
+        None => Ok(false),
+        Some(v) => parse_bool_strict(v).ok_or_else(|| {
+            ApiError::invalid_value(
+                "Valid all_projects values are: 1, t, true, on, y, yes, 0, f, false, off, n, no",
+            )
+        }),
+    }
+}
+
+/// Parameters of `GET /v1/capsules`.
+#[derive(Clone, Debug)]
+pub struct ListQuery {
+    /// Page, sort and marker.
+    pub params: ListParams,
+    /// `all_projects` was given and true.
+    pub all_projects: bool,
+}
+
+impl ListQuery {
+    /// Parses and validates the query string; `max_limit` caps and defaults `limit`.
+    pub fn parse(query: Option<&str>, max_limit: u64) -> Result<Self, ApiError> {
+        let pairs = pairs(query);
+        let limit = match last(&pairs, "limit") {
+            None => max_limit,
+            Some(v) => match v.trim().parse::<i64>() {
+                Ok(n) if n > 0 => u64::try_from(n).unwrap_or(max_limit).min(max_limit),
+                _ => return Err(ApiError::invalid_value("Limit must be positive integer")),
+            },
+        };
+        let sort_dir = match last(&pairs, "sort_dir") {
+            None => SortDir::Asc,
+            Some("asc") => SortDir::Asc,
+            Some("desc") => SortDir::Desc,
+            Some(other) => {
+                return Err(ApiError::invalid_value(format!(
+                    "Invalid sort direction: {other}. Acceptable values are 'asc' or 'desc'"
+                )))
+            }
+        };
+        let sort_key = match last(&pairs, "sort_key") {
+            None => SortKey::Id,
+            Some(k) => k.parse().map_err(|()| ApiError::BadRequest {
+                code: "invalid-parameter-value",
+                message: format!("The sort_key value \"{k}\" is an invalid field for sorting"),
+            })?,
+        };
+        let marker = last(&pairs, "marker")
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned);
+        Ok(Self {
+            params: ListParams {
+                limit,
+                marker,
+                sort_key,
+                sort_dir,
+            },
+            all_projects: all_projects(&pairs)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(q: &str) -> String {
+        ListQuery::parse(Some(q), 1000).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_and_caps() {
+        let q = ListQuery::parse(None, 1000).unwrap();
+        assert_eq!(q.params.limit, 1000);
+        assert_eq!(q.params.sort_key, SortKey::Id);
+        assert!(!q.all_projects);
+        let q = ListQuery::parse(
+            Some("limit=5000&sort_key=name&sort_dir=desc&all_projects=Yes&marker=m"),
+            1000,
+        )
+        .unwrap();
+        assert_eq!(q.params.limit, 1000);
+        assert_eq!(q.params.sort_key, SortKey::Name);
+        assert_eq!(q.params.sort_dir, SortDir::Desc);
+        assert_eq!(q.params.marker.as_deref(), Some("m"));
+        assert!(q.all_projects);
+    }
+
+    #[test]
+    fn zun_messages() {
+        assert_eq!(err("limit=0"), "Limit must be positive integer");
+        assert_eq!(err("limit=abc"), "Limit must be positive integer");
+        assert_eq!(err("limit=-3"), "Limit must be positive integer");
+        assert_eq!(
+            err("sort_dir=up"),
+            "Invalid sort direction: up. Acceptable values are 'asc' or 'desc'"
+        );
+        assert_eq!(
+            err("sort_key=image"),
+            "The sort_key value \"image\" is an invalid field for sorting"
+        );
+        assert!(err("all_projects=maybe").starts_with("Valid all_projects values are"));
+    }
+}

@@ -1,0 +1,290 @@
+//! zun-api configuration: a TOML file whose every key has a default that works on one host.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[api]`: the HTTP listener and request limits.
+    pub api: ApiConfig,
+    /// `[database]`.
+    pub database: DatabaseConfig,
+    /// `[auth]`.
+    pub auth: AuthConfig,
+    /// `[keystone]`: token validation.
+    pub keystone: KeystoneConfig,
+    /// `[policy]`.
+    pub policy: PolicyConfig,
+    /// `[limits]`: what a template may ask for.
+    pub limits: LimitsConfig,
+}
+
+/// `[api]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Base URL used in links and `Location` (may carry a path prefix). Default: built from
+    /// the request's `Host` header.
+    pub public_url: Option<String>,
+    /// Largest page of a list, and its default size (Zun's `[api] max_limit`).
+    pub max_limit: u64,
+    /// Largest request body accepted, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9517)),
+            public_url: None,
+            max_limit: 1000,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// `[database]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://<path>` or `postgres://user:password@host/db`.
+    pub url: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite:///var/lib/zun/zun.db".into(),
+        }
+    }
+}
+
+/// How requests are authenticated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthStrategy {
+    /// Keystone tokens in `X-Auth-Token` (the default).
+    #[default]
+    Keystone,
+    /// No authentication: identity from `X-User-Id`, `X-Project-Id` and `X-Roles`. For tests.
+    Noauth,
+}
+
+/// `[auth]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `keystone` or `noauth`.
+    pub strategy: AuthStrategy,
+}
+
+/// `[keystone]`: the service user that validates tokens, as keystonemiddleware's
+/// `[keystone_authtoken]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeystoneConfig {
+    /// Identity v3 endpoint used to validate tokens.
+    pub auth_url: String,
+    /// Public identity endpoint advertised in `WWW-Authenticate`.
+    pub www_authenticate_uri: String,
+    /// Service user.
+    pub username: String,
+    /// Its password.
+    pub password: String,
+    /// Its domain.
+    pub user_domain_name: String,
+    /// Its project.
+    pub project_name: String,
+    /// The project's domain.
+    pub project_domain_name: String,
+    /// Longest time a validated token is trusted without asking Keystone again, in seconds
+    /// (never beyond the token's own expiry). Bounds how long a revoked token keeps working.
+    pub token_cache_seconds: u64,
+    /// How long a token Keystone refused is refused without asking again, in seconds.
+    pub negative_cache_seconds: u64,
+    /// Most tokens kept in the cache.
+    pub token_cache_size: u64,
+    /// Timeout of each call to Keystone, in seconds.
+    pub timeout_seconds: u64,
+}
+
+impl Default for KeystoneConfig {
+    fn default() -> Self {
+        Self {
+            auth_url: "http://127.0.0.1:5000/v3".into(),
+            www_authenticate_uri: "http://127.0.0.1:5000".into(),
+            username: "zun".into(),
+            password: String::new(),
+            user_domain_name: "Default".into(),
+            project_name: "service".into(),
+            project_domain_name: "Default".into(),
+            token_cache_seconds: 300,
+            negative_cache_seconds: 10,
+            token_cache_size: 10_000,
+            timeout_seconds: 10,
+        }
+    }
+}
+
+/// `[policy]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// A YAML or JSON policy file overriding the defaults (oslo.policy format).
+    pub file: Option<PathBuf>,
+}
+
+/// `[limits]`: Zun's `[DEFAULT] minimum_cpus` and friends, plus our own bounds.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Smallest CPU request of a container.
+    pub minimum_cpus: f64,
+    /// Largest CPU request of a container.
+    pub maximum_cpus: f64,
+    /// Smallest memory request of a container, MiB.
+    pub minimum_memory: u64,
+    /// Largest memory request of a container, MiB.
+    pub maximum_memory: u64,
+    /// Largest new volume, GiB.
+    pub maximum_volume_size: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let d = capsule_types::template::Limits::default();
+        Self {
+            minimum_cpus: d.min_cpu,
+            maximum_cpus: d.max_cpu,
+            minimum_memory: d.min_memory_mib,
+            maximum_memory: d.max_memory_mib,
+            maximum_volume_size: d.max_volume_size_gib,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The template limits these settings give.
+    pub fn template_limits(&self) -> capsule_types::template::Limits {
+        capsule_types::template::Limits {
+            min_cpu: self.minimum_cpus,
+            max_cpu: self.maximum_cpus,
+            min_memory_mib: self.minimum_memory,
+            max_memory_mib: self.maximum_memory,
+            max_volume_size_gib: self.maximum_volume_size,
+            ..Default::default()
+        }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of this shape.
+    #[error("invalid config file {path}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A value is out of range.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads `path`; a missing `path` argument gives the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let cfg = match path {
+            None => Self::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                Self::parse(&text).map_err(|e| match e {
+                    ConfigError::Parse { source, .. } => ConfigError::Parse {
+                        path: p.to_owned(),
+                        source,
+                    },
+                    other => other,
+                })?
+            }
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            source,
+        })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.api.max_limit == 0 {
+            return Err(ConfigError::Invalid(
+                "[api] max_limit must be positive".into(),
+            ));
+        }
+        if self.auth.strategy == AuthStrategy::Keystone && self.keystone.password.is_empty() {
+            return Err(ConfigError::Invalid(
+                "[keystone] password is required with [auth] strategy = \"keystone\"".into(),
+            ));
+        }
+        if self.limits.minimum_cpus > self.limits.maximum_cpus
+            || self.limits.minimum_memory > self.limits.maximum_memory
+        {
+            return Err(ConfigError::Invalid(
+                "[limits] minimums must not exceed maximums".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.api.listen.port(), 9517);
+        assert_eq!(c.api.max_limit, 1000);
+        assert_eq!(c.auth.strategy, AuthStrategy::Keystone);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Config::parse("[api]\nlisten = \"127.0.0.1:1\"\nlistn = 3\n").unwrap_err();
+        assert!(err.to_string().contains("invalid config"), "{err}");
+    }
+
+    #[test]
+    fn keystone_needs_a_password() {
+        let c = Config::parse("[auth]\nstrategy = \"keystone\"\n").unwrap();
+        assert!(c.validate().is_err());
+        let c = Config::parse("[auth]\nstrategy = \"noauth\"\n").unwrap();
+        assert!(c.validate().is_ok());
+    }
+}

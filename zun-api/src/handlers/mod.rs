@@ -1,0 +1,4 @@
+//! HTTP handlers: each extracts, calls one function of the app layer and maps the result.
+
+pub mod capsules;
+pub mod root;

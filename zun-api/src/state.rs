@@ -1,0 +1,24 @@
+//! Shared state of the API server: configuration, database, policy enforcer, authenticator.
+
+use std::sync::Arc;
+
+use capsule_types::template::Limits;
+use db::Database;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+
+/// State every handler can reach; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The loaded configuration.
+    pub config: Arc<Config>,
+    /// The database.
+    pub db: Database,
+    /// Policy defaults plus the configured overrides.
+    pub policy: Arc<policy::Enforcer>,
+    /// How callers are authenticated.
+    pub auth: Arc<Authenticator>,
+    /// What a template may ask for.
+    pub limits: Arc<Limits>,
+}

@@ -1,0 +1,206 @@
+//! An in-process API over a fresh SQLite database, driven through the whole service stack
+//! (normalization, request ids, authentication, microversions, handlers).
+
+// Shared by several test crates; each uses part of it.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+use zun_api::{AppState, Config};
+
+/// Who a request comes from (noauth headers).
+#[derive(Clone, Copy, Debug)]
+pub struct Who {
+    /// User id.
+    pub user: &'static str,
+    /// Project id.
+    pub project: &'static str,
+    /// Comma-separated roles.
+    pub roles: &'static str,
+}
+
+/// Admin of project `admin`.
+pub const ADMIN: Who = Who {
+    user: "admin-user",
+    project: "admin",
+    roles: "admin,member,reader",
+};
+/// Member of project `demo`.
+pub const DEMO: Who = Who {
+    user: "demo-user",
+    project: "demo",
+    roles: "member,reader",
+};
+/// Member of project `alt`.
+pub const ALT: Who = Who {
+    user: "alt-user",
+    project: "alt",
+    roles: "member,reader",
+};
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body as JSON (`Value::Null` when empty or not JSON).
+    pub json: Value,
+    /// Raw body.
+    pub raw: Vec<u8>,
+}
+
+impl Resp {
+    /// A header as a string.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `errors[0].detail` of a Zun error body.
+    pub fn detail(&self) -> &str {
+        self.json["errors"][0]["detail"].as_str().unwrap_or("")
+    }
+}
+
+/// A test API with its own database.
+pub struct TestApi {
+    /// The state (for direct database checks).
+    pub state: AppState,
+    dir: PathBuf,
+}
+
+impl Drop for TestApi {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl TestApi {
+    /// A fresh API; `extra` is appended to the TOML configuration.
+    pub async fn new(extra: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("zun-api-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // noauth unless the caller configures authentication itself.
+        let auth = if extra.contains("[auth]") {
+            ""
+        } else {
+            "[auth]\nstrategy = \"noauth\"\n"
+        };
+        let toml = format!(
+            "{auth}[database]\nurl = \"sqlite://{}/zun.db\"\n{extra}",
+            dir.display()
+        );
+        // The error's Display names the line only; the text may hold a password.
+        let config = Config::parse(&toml).unwrap_or_else(|e| panic!("test config: {e}"));
+        let state = AppState::from_config(config).await.unwrap();
+        state.db.migrate().await.unwrap();
+        Self { state, dir }
+    }
+
+    /// Sends a request with optional identity, JSON body and extra headers.
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        who: Option<Who>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "zun.test:9517");
+        if let Some(w) = who {
+            b = b
+                .header("x-user-id", w.user)
+                .header("x-project-id", w.project)
+                .header("x-roles", w.roles);
+        }
+        let has_ctype = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let body = match body {
+            Some(v) => {
+                if !has_ctype {
+                    b = b.header("content-type", "application/json");
+                }
+                Body::from(serde_json::to_vec(v).unwrap())
+            }
+            None => Body::empty(),
+        };
+        self.send(b.body(body).unwrap()).await
+    }
+
+    /// Sends a prepared request.
+    pub async fn send(&self, req: Request<Body>) -> Resp {
+        let resp = zun_api::service(self.state.clone())
+            .oneshot(req)
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let raw = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        let json = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            json,
+            raw,
+        }
+    }
+
+    /// GET as `who` at microversion `ver` (None: no header).
+    pub async fn get(&self, uri: &str, who: Who, ver: Option<&str>) -> Resp {
+        let h: Vec<(&str, String)> = ver
+            .map(|v| vec![("openstack-api-version", format!("container {v}"))])
+            .unwrap_or_default();
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.call(Method::GET, uri, Some(who), None, &h).await
+    }
+
+    /// POST a template as `who` at 1.40.
+    pub async fn create(&self, who: Who, template: Value) -> Resp {
+        self.call(
+            Method::POST,
+            "/v1/capsules",
+            Some(who),
+            Some(&serde_json::json!({ "template": template })),
+            &[("openstack-api-version", "container 1.40")],
+        )
+        .await
+    }
+
+    /// DELETE as `who`.
+    pub async fn delete(&self, uri: &str, who: Who) -> Resp {
+        self.call(Method::DELETE, uri, Some(who), None, &[]).await
+    }
+
+    /// Rows in the capsules table.
+    pub async fn capsule_count(&self) -> u64 {
+        self.state.db.count_capsules(&db::Scope::All).await.unwrap()
+    }
+}
+
+/// A minimal valid template named `name`.
+pub fn minimal(name: &str) -> Value {
+    serde_json::json!({
+        "kind": "capsule",
+        "metadata": {"name": name, "labels": {"app": "web"}},
+        "spec": {"containers": [{"image": "busybox", "command": ["sleep", "3600"]}]}
+    })
+}
