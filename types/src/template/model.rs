@@ -46,7 +46,12 @@ impl CapsuleTemplate {
     /// CPUs the capsule needs, by Zun's rule: the sum of the application containers' requests,
     /// then the maximum of that and each init container's request; `0.0` when nothing asks.
     pub fn total_cpu(&self) -> f64 {
-        let sum: f64 = self.containers.iter().filter_map(|c| c.cpu).sum();
+        // Not `sum()`: an empty float sum is -0.0, which some databases keep and show.
+        let sum: f64 = self
+            .containers
+            .iter()
+            .filter_map(|c| c.cpu)
+            .fold(0.0, |a, b| a + b);
         self.init_containers
             .iter()
             .filter_map(|c| c.cpu)
@@ -368,6 +373,7 @@ mod tests {
     fn totals_default_to_zero() {
         let t = template(vec![], vec![container(None, None)]);
         assert_eq!(t.total_cpu(), 0.0);
+        assert!(t.total_cpu().is_sign_positive(), "0.0, not -0.0");
         assert_eq!(t.total_memory_mib(), 0);
     }
 
