@@ -5,13 +5,17 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde_json::Value as Json;
 
-use crate::entity::{capsule, capsule_container, capsule_security_group, volume_mapping};
+use crate::entity::{
+    capsule, capsule_container, capsule_security_group, capsule_template, project_generation,
+    volume_mapping,
+};
 use crate::pagination::{after_marker, order_terms};
 use crate::{Database, DbError, ListParams};
 
@@ -173,7 +177,6 @@ impl Database {
             labels: Set(new.labels),
             annotations: Set(new.annotations),
             addresses: Set(Json::Object(Default::default())),
-            template: Set(new.template),
             created_at: Set(created_at),
             updated_at: Set(None),
             ..Default::default()
@@ -181,6 +184,17 @@ impl Database {
         .insert(&txn)
         .await
         .map_err(DbError::query(ctx()))?;
+
+        capsule_template::ActiveModel {
+            capsule_id: Set(row.id),
+            template: Set(new.template),
+        }
+        .insert(&txn)
+        .await
+        .map_err(DbError::query(ctx()))?;
+        touch_project(&txn, &row.project_id)
+            .await
+            .map_err(DbError::query(ctx()))?;
 
         let mut init_containers = Vec::new();
         let mut containers = Vec::new();
@@ -390,16 +404,10 @@ impl Database {
         id: i32,
         task_state: Option<&str>,
     ) -> Result<(), DbError> {
-        capsule::Entity::update_many()
-            .col_expr(capsule::Column::TaskState, Expr::value(task_state))
-            .col_expr(capsule::Column::UpdatedAt, Expr::value(now()))
-            .filter(capsule::Column::Id.eq(id))
-            .exec(&self.conn)
-            .await
-            .map_err(DbError::query(format!(
-                "setting task state of capsule {id}"
-            )))?;
-        Ok(())
+        self.update_capsule(id, "setting the task state", |u| {
+            u.col_expr(capsule::Column::TaskState, Expr::value(task_state))
+        })
+        .await
     }
 
     /// Sets the status and reason of a capsule.
@@ -409,24 +417,54 @@ impl Database {
         status: &str,
         reason: Option<&str>,
     ) -> Result<(), DbError> {
-        capsule::Entity::update_many()
-            .col_expr(capsule::Column::Status, Expr::value(status))
-            .col_expr(capsule::Column::StatusReason, Expr::value(reason))
-            .col_expr(capsule::Column::UpdatedAt, Expr::value(now()))
-            .filter(capsule::Column::Id.eq(id))
-            .exec(&self.conn)
-            .await
-            .map_err(DbError::query(format!("setting status of capsule {id}")))?;
-        Ok(())
+        self.update_capsule(id, "setting the status", |u| {
+            u.col_expr(capsule::Column::Status, Expr::value(status))
+                .col_expr(capsule::Column::StatusReason, Expr::value(reason))
+        })
+        .await
     }
 
-    /// Deletes a capsule and (by cascade) everything that belongs to it. Returns whether a row
-    /// was deleted, so a repeated delete is harmless.
+    /// Applies `set` to capsule `id`, stamps `updated_at` and bumps its project's generation, in
+    /// one transaction. A capsule that no longer exists is left alone.
+    async fn update_capsule<F>(&self, id: i32, what: &str, set: F) -> Result<(), DbError>
+    where
+        F: FnOnce(sea_orm::UpdateMany<capsule::Entity>) -> sea_orm::UpdateMany<capsule::Entity>,
+    {
+        let ctx = || format!("{what} of capsule {id}");
+        let txn = self.conn.begin().await.map_err(DbError::query(ctx()))?;
+        let Some(row) = capsule::Entity::find_by_id(id)
+            .one(&txn)
+            .await
+            .map_err(DbError::query(ctx()))?
+        else {
+            return Ok(());
+        };
+        set(capsule::Entity::update_many())
+            .col_expr(capsule::Column::UpdatedAt, Expr::value(now()))
+            .filter(capsule::Column::Id.eq(id))
+            .exec(&txn)
+            .await
+            .map_err(DbError::query(ctx()))?;
+        touch_project(&txn, &row.project_id)
+            .await
+            .map_err(DbError::query(ctx()))?;
+        txn.commit().await.map_err(DbError::query(ctx()))
+    }
+
+    /// Deletes a capsule and everything that belongs to it. Returns whether a row was deleted,
+    /// so a repeated delete is harmless.
     pub async fn delete_capsule(&self, id: i32) -> Result<bool, DbError> {
         let ctx = || format!("deleting capsule {id}");
         let txn = self.conn.begin().await.map_err(DbError::query(ctx()))?;
-        // Children first: the foreign keys cascade, but not every SQLite connection is
-        // guaranteed to have enforcement on, and this keeps the delete explicit.
+        let Some(row) = capsule::Entity::find_by_id(id)
+            .one(&txn)
+            .await
+            .map_err(DbError::query(ctx()))?
+        else {
+            return Ok(false);
+        };
+        // Children first: the foreign keys cascade too, but this keeps the delete explicit
+        // whatever the connection's foreign-key setting.
         capsule_container::Entity::delete_many()
             .filter(capsule_container::Column::CapsuleId.eq(id))
             .exec(&txn)
@@ -442,12 +480,42 @@ impl Database {
             .exec(&txn)
             .await
             .map_err(DbError::query(ctx()))?;
-        let res = capsule::Entity::delete_by_id(id)
+        capsule_template::Entity::delete_by_id(id)
             .exec(&txn)
             .await
             .map_err(DbError::query(ctx()))?;
+        capsule::Entity::delete_by_id(id)
+            .exec(&txn)
+            .await
+            .map_err(DbError::query(ctx()))?;
+        touch_project(&txn, &row.project_id)
+            .await
+            .map_err(DbError::query(ctx()))?;
         txn.commit().await.map_err(DbError::query(ctx()))?;
-        Ok(res.rows_affected > 0)
+        Ok(true)
+    }
+
+    /// The validated template capsule `id` was created from.
+    pub async fn capsule_template(&self, id: i32) -> Result<Option<Json>, DbError> {
+        Ok(capsule_template::Entity::find_by_id(id)
+            .one(&self.conn)
+            .await
+            .map_err(DbError::query(format!(
+                "reading the template of capsule {id}"
+            )))?
+            .map(|t| t.template))
+    }
+
+    /// The generation of `project`: it changes whenever one of its capsules changes, so a
+    /// reader that cached something with generation `g` knows it is current while this is `g`.
+    pub async fn project_generation(&self, project: &str) -> Result<i64, DbError> {
+        Ok(project_generation::Entity::find_by_id(project.to_owned())
+            .one(&self.conn)
+            .await
+            .map_err(DbError::query(format!(
+                "reading the generation of project {project}"
+            )))?
+            .map_or(0, |g| g.generation))
     }
 
     /// Number of capsules in the scope.
@@ -459,4 +527,27 @@ impl Database {
             .await
             .map_err(DbError::query("counting capsules"))
     }
+}
+
+/// Bumps the generation of `project` inside the caller's transaction.
+pub(crate) async fn touch_project<C: ConnectionTrait>(db: &C, project: &str) -> Result<(), DbErr> {
+    project_generation::Entity::insert(project_generation::ActiveModel {
+        project_id: Set(project.to_owned()),
+        generation: Set(1),
+    })
+    .on_conflict(
+        OnConflict::column(project_generation::Column::ProjectId)
+            .value(
+                project_generation::Column::Generation,
+                Expr::col((
+                    project_generation::Entity,
+                    project_generation::Column::Generation,
+                ))
+                .add(1),
+            )
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
 }

@@ -75,6 +75,7 @@ both_backends!(
     bad_marker_is_reported,
     status_updates_and_idempotent_delete,
     migrations_are_idempotent,
+    every_change_bumps_only_its_projects_generation,
 );
 
 async fn create_and_lookup(db: Database) {
@@ -339,4 +340,43 @@ async fn sqlite_file_is_created_on_connect() {
         assert_eq!(db.count_capsules(&Scope::All).await.unwrap(), 0);
     })
     .await;
+}
+
+async fn every_change_bumps_only_its_projects_generation(db: Database) {
+    assert_eq!(db.project_generation("g1").await.unwrap(), 0);
+    let rec = db
+        .create_capsule(capsule("g1", Some("gen"), None))
+        .await
+        .unwrap();
+    let id = rec.capsule.id;
+    let mut last = db.project_generation("g1").await.unwrap();
+    assert!(last > 0, "create bumps");
+    assert_eq!(
+        db.capsule_template(id).await.unwrap(),
+        Some(json!({"name": "gen"}))
+    );
+    let other = db.project_generation("g2").await.unwrap();
+    db.set_capsule_status(id, "Running", None).await.unwrap();
+    let g = db.project_generation("g1").await.unwrap();
+    assert!(g > last, "status bumps");
+    last = g;
+    db.set_capsule_task_state(id, Some("container_deleting"))
+        .await
+        .unwrap();
+    let g = db.project_generation("g1").await.unwrap();
+    assert!(g > last, "task state bumps");
+    last = g;
+    assert!(db.delete_capsule(id).await.unwrap());
+    let g = db.project_generation("g1").await.unwrap();
+    assert!(g > last, "delete bumps");
+    assert_eq!(
+        db.capsule_template(id).await.unwrap(),
+        None,
+        "template deleted"
+    );
+    // A missing capsule changes nothing.
+    db.set_capsule_status(id, "Error", None).await.unwrap();
+    assert!(!db.delete_capsule(id).await.unwrap());
+    assert_eq!(db.project_generation("g1").await.unwrap(), g);
+    assert_eq!(db.project_generation("g2").await.unwrap(), other);
 }

@@ -43,8 +43,6 @@ pub struct Model {
     pub annotations: Option<Json>,
     /// Network addresses in Zun's shape.
     pub addresses: Json,
-    /// The validated template, as the compute host needs it.
-    pub template: Json,
     /// Creation time.
     pub created_at: DateTimeUtc,
     /// Last update time.

@@ -3,6 +3,8 @@
 pub mod capsule;
 pub mod capsule_container;
 pub mod capsule_security_group;
+pub mod capsule_template;
 pub mod compute_node;
+pub mod project_generation;
 pub mod volume_mapping;
 pub mod zun_service;

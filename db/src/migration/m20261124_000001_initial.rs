@@ -32,9 +32,22 @@ enum Capsules {
     Labels,
     Annotations,
     Addresses,
-    Template,
     CreatedAt,
     UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum CapsuleTemplates {
+    Table,
+    CapsuleId,
+    Template,
+}
+
+#[derive(DeriveIden)]
+enum ProjectGenerations {
+    Table,
+    ProjectId,
+    Generation,
 }
 
 #[derive(DeriveIden)]
@@ -161,7 +174,6 @@ impl MigrationTrait for Migration {
             .col(json(Capsules::Labels))
             .col(json_null(Capsules::Annotations))
             .col(json(Capsules::Addresses))
-            .col(json(Capsules::Template))
             .to_owned();
         created_updated(&mut t, Capsules::CreatedAt, Capsules::UpdatedAt);
         m.create_table(t).await?;
@@ -180,6 +192,36 @@ impl MigrationTrait for Migration {
             )
             .await?;
         }
+
+        // The template is only read to run the capsule, so it stays out of the rows every
+        // list reads.
+        m.create_table(
+            Table::create()
+                .table(CapsuleTemplates::Table)
+                .if_not_exists()
+                .col(integer(CapsuleTemplates::CapsuleId).primary_key())
+                .col(json(CapsuleTemplates::Template))
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("fk_capsule_templates_capsule")
+                        .from(CapsuleTemplates::Table, CapsuleTemplates::CapsuleId)
+                        .to(Capsules::Table, Capsules::Id)
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
+                .to_owned(),
+        )
+        .await?;
+        // Bumped in the same transaction as every change to a project's capsules, so a cached
+        // list page of the project is known to be current by reading one row.
+        m.create_table(
+            Table::create()
+                .table(ProjectGenerations::Table)
+                .if_not_exists()
+                .col(string_len(ProjectGenerations::ProjectId, 255).primary_key())
+                .col(big_integer(ProjectGenerations::Generation))
+                .to_owned(),
+        )
+        .await?;
 
         let mut t = Table::create()
             .table(CapsuleContainers::Table)
@@ -351,6 +393,8 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         for t in [
+            ProjectGenerations::Table.into_iden(),
+            CapsuleTemplates::Table.into_iden(),
             CapsuleSecurityGroups::Table.into_iden(),
             VolumeMappings::Table.into_iden(),
             CapsuleContainers::Table.into_iden(),
