@@ -102,7 +102,7 @@ struct Load {
     elapsed: Duration,
 }
 
-async fn load(client: &reqwest::Client, url: &str, tok: &str) -> Result<Load> {
+async fn load(client: &reqwest::Client, url: &str, tok: &str, gzip: bool) -> Result<Load> {
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
@@ -115,12 +115,15 @@ async fn load(client: &reqwest::Client, url: &str, tok: &str) -> Result<Load> {
             let mut lat = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                let r = client
+                let mut req = client
                     .get(&url)
                     .header("x-auth-token", &tok)
-                    .header("openstack-api-version", "container 1.40")
-                    .send()
-                    .await;
+                    .header("openstack-api-version", "container 1.40");
+                if gzip {
+                    // What python-requests (python-zunclient) sends by default.
+                    req = req.header("accept-encoding", "gzip, deflate");
+                }
+                let r = req.send().await;
                 match r {
                     Ok(resp) if resp.status().is_success() => match resp.bytes().await {
                         Ok(b) => {
@@ -198,8 +201,11 @@ async fn main() -> Result<()> {
     }
     create.sort();
 
-    let full = load(&client, &format!("{base}/v1/capsules"), &tok).await?;
-    let page = load(&client, &format!("{base}/v1/capsules?limit=50"), &tok).await?;
+    let list = format!("{base}/v1/capsules");
+    let paged = format!("{base}/v1/capsules?limit=50");
+    let full_gz = load(&client, &list, &tok, true).await?;
+    let full = load(&client, &list, &tok, false).await?;
+    let page = load(&client, &paged, &tok, false).await?;
 
     println!("zun-api benchmark (2-container capsules, SQLite, Keystone token cached)");
     println!(
@@ -214,11 +220,9 @@ async fn main() -> Result<()> {
         CAPSULES as f64 / create.iter().map(Duration::as_secs_f64).sum::<f64>()
     );
     for (name, l) in [
-        (
-            format!("GET /v1/capsules, all {CAPSULES} per response"),
-            &full,
-        ),
-        ("GET /v1/capsules?limit=50".to_owned(), &page),
+        (format!("GET /v1/capsules, all {CAPSULES}, gzip"), &full_gz),
+        (format!("GET /v1/capsules, all {CAPSULES}, identity"), &full),
+        ("GET /v1/capsules?limit=50, identity".to_owned(), &page),
     ] {
         println!(
             "{:<44} {:>10.2} {:>10.2} {:>10.0}/s   ({} KiB/response, {} errors, c={CONCURRENCY})",

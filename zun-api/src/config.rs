@@ -36,6 +36,8 @@ pub struct ApiConfig {
     pub max_limit: u64,
     /// Largest request body accepted, in bytes (413 beyond).
     pub max_body_bytes: usize,
+    /// Memory for rendered list pages reused while their project is unchanged, MiB (0: off).
+    pub list_cache_mib: u64,
 }
 
 impl Default for ApiConfig {
@@ -45,6 +47,7 @@ impl Default for ApiConfig {
             public_url: None,
             max_limit: 1000,
             max_body_bytes: 1024 * 1024,
+            list_cache_mib: 256,
         }
     }
 }

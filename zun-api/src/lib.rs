@@ -74,6 +74,9 @@ impl AppState {
         let auth = auth::Authenticator::from_config(&config)?;
         Ok(Self {
             limits: Arc::new(config.limits.template_limits()),
+            list_cache: app::list_cache::ListCache::new(
+                config.api.list_cache_mib.saturating_mul(1024 * 1024),
+            ),
             config: Arc::new(config),
             db,
             policy: Arc::new(enforcer),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use capsule_types::template::Limits;
 use db::Database;
 
+use crate::app::list_cache::ListCache;
 use crate::auth::Authenticator;
 use crate::config::Config;
 
@@ -21,4 +22,6 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// What a template may ask for.
     pub limits: Arc<Limits>,
+    /// Rendered list pages, valid while their project's generation is unchanged.
+    pub list_cache: ListCache,
 }

@@ -473,3 +473,94 @@ async fn every_example_is_accepted() {
         "examples/ holds at least the minimal and the guide capsule"
     );
 }
+
+#[tokio::test]
+async fn cached_list_pages_follow_every_change() {
+    use std::io::Read;
+    let api = TestApi::new("").await;
+    let names = |r: &common::Resp| -> Vec<String> {
+        r.json["capsules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let a = api.create(DEMO, minimal("aa")).await;
+    assert_eq!(
+        names(&api.get("/v1/capsules", DEMO, Some("1.40")).await),
+        ["aa"]
+    );
+    // A second, identical request is served from the cache with the same body.
+    let first = api.get("/v1/capsules", DEMO, Some("1.40")).await;
+    assert_eq!(
+        first.raw,
+        api.get("/v1/capsules", DEMO, Some("1.40")).await.raw
+    );
+    // Another project's change does not matter; this project's changes show at once.
+    api.create(ALT, minimal("zz")).await;
+    assert_eq!(
+        names(&api.get("/v1/capsules", DEMO, Some("1.40")).await),
+        ["aa"]
+    );
+    api.create(DEMO, minimal("bb")).await;
+    assert_eq!(
+        names(&api.get("/v1/capsules", DEMO, Some("1.40")).await),
+        ["aa", "bb"]
+    );
+    let uuid = a.json["uuid"].as_str().unwrap();
+    let id = api
+        .state
+        .db
+        .capsule_by_uuid(&db::Scope::All, uuid)
+        .await
+        .unwrap()
+        .unwrap()
+        .capsule
+        .id;
+    api.state
+        .db
+        .set_capsule_status(id, "Running", None)
+        .await
+        .unwrap();
+    let r = api.get("/v1/capsules", DEMO, Some("1.40")).await;
+    assert_eq!(r.json["capsules"][0]["status"], "Running");
+    api.delete(&format!("/v1/capsules/{uuid}"), DEMO).await;
+    assert_eq!(
+        names(&api.get("/v1/capsules", DEMO, Some("1.40")).await),
+        ["bb"]
+    );
+    // The view still follows the microversion and the caller's policy.
+    let legacy = api.get("/v1/capsules", DEMO, None).await;
+    assert_eq!(legacy.json["capsules"][0]["meta_name"], "bb");
+    // gzip when asked for, identical once decompressed.
+    let plain = api.get("/v1/capsules", DEMO, Some("1.40")).await;
+    let gz = api
+        .call(
+            Method::GET,
+            "/v1/capsules",
+            Some(DEMO),
+            None,
+            &[
+                ("openstack-api-version", "container 1.40"),
+                ("accept-encoding", "gzip, deflate"),
+            ],
+        )
+        .await;
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    let mut body = Vec::new();
+    flate2::read::GzDecoder::new(&gz.raw[..])
+        .read_to_end(&mut body)
+        .unwrap();
+    assert_eq!(body, plain.raw);
+    let refused = api
+        .call(
+            Method::GET,
+            "/v1/capsules",
+            Some(DEMO),
+            None,
+            &[("accept-encoding", "gzip;q=0")],
+        )
+        .await;
+    assert_eq!(refused.header("content-encoding"), None);
+}

@@ -4,9 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
-use capsule_types::template::{
-    parse_create_body, CapsuleTemplate, ContainerSpec, RestartPolicy, VolumeSource,
-};
+use capsule_types::template::{parse_create_body, ContainerSpec, RestartPolicy, VolumeSource};
 use capsule_types::CapsuleStatus;
 use db::{CapsuleRecord, NewCapsule, NewContainer, NewVolumeMapping, Scope};
 use http_body_util::{BodyExt, Limited};
@@ -139,20 +137,27 @@ pub struct Page {
     pub next_query: Option<String>,
 }
 
-/// `GET /v1/capsules`.
-pub async fn list(state: &AppState, ctx: &RequestContext, q: &ListQuery) -> Result<Page, ApiError> {
+/// The scope `GET /v1/capsules` lists for this caller, after the policy checks.
+pub fn list_scope(
+    state: &AppState,
+    ctx: &RequestContext,
+    q: &ListQuery,
+) -> Result<Scope, ApiError> {
     let own = Target::owned_by(&ctx.creds);
     state.policy.enforce("capsule:get_all", &own, &ctx.creds)?;
-    let scope = if q.all_projects {
+    if q.all_projects {
         // Zun silently ignores a non-admin's all_projects; we refuse it.
         state
             .policy
             .enforce("capsule:get_all_all_projects", &own, &ctx.creds)?;
-        Scope::All
-    } else {
-        own_scope(ctx)
-    };
-    let records = state.db.list_capsules(&scope, &q.params).await?;
+        return Ok(Scope::All);
+    }
+    Ok(own_scope(ctx))
+}
+
+/// One page of `scope`.
+pub async fn list(state: &AppState, scope: &Scope, q: &ListQuery) -> Result<Page, ApiError> {
+    let records = state.db.list_capsules(scope, &q.params).await?;
     let next_query = (records.len() as u64 == q.params.limit && q.params.limit > 0)
         .then(|| records.last())
         .flatten()
@@ -358,9 +363,4 @@ fn new_container(
         interactive: spec.stdin,
         tty: spec.tty,
     }
-}
-
-/// The template a stored capsule was created from.
-pub fn stored_template(rec: &CapsuleRecord) -> Option<CapsuleTemplate> {
-    serde_json::from_value(rec.capsule.template.clone()).ok()
 }

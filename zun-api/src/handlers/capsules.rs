@@ -5,23 +5,87 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use std::sync::Arc;
+
+use db::Scope;
+
 use crate::app::capsules as app;
+use crate::app::list_cache::{CachedPage, ListKey};
 use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::views::{capsule_json, capsule_list_json, ViewMask};
 
-/// `GET /v1/capsules`.
+/// `GET /v1/capsules`. Pages of one project are served from the list cache while the
+/// project is unchanged, gzip-compressed when the client accepts it.
 pub async fn list(
     State(state): State<AppState>,
     ctx: RequestContext,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = app::ListQuery::parse(query.as_deref(), state.config.api.max_limit)?;
-    let page = app::list(&state, &ctx, &params).await?;
+    let q = app::ListQuery::parse(query.as_deref(), state.config.api.max_limit)?;
+    let scope = app::list_scope(&state, &ctx, &q)?;
     let mask = ViewMask::for_request(&state.policy, &ctx);
-    let body = capsule_list_json(&page, &ctx, &mask)?;
-    Ok(json_response(StatusCode::OK, body))
+    let gzip_ok = accepts_gzip(&headers);
+    let Scope::Project(project) = &scope else {
+        let page = app::list(&state, &scope, &q).await?;
+        return Ok(json_response(
+            StatusCode::OK,
+            capsule_list_json(&page, &ctx, &mask)?,
+        ));
+    };
+    // The generation is read before the page, so a page is never newer than its label.
+    let generation = state.db.project_generation(project).await?;
+    let key = ListKey::new(
+        project,
+        &q.params,
+        ctx.version,
+        mask.fingerprint(),
+        &ctx.base_url,
+    );
+    let page = match state.list_cache.get(&key, generation) {
+        Some(hit) => hit,
+        None => {
+            let page = app::list(&state, &scope, &q).await?;
+            let page = Arc::new(CachedPage::new(
+                generation,
+                capsule_list_json(&page, &ctx, &mask)?,
+            ));
+            state.list_cache.insert(key, page.clone());
+            page
+        }
+    };
+    let mut resp = if gzip_ok {
+        let mut r = json_response(StatusCode::OK, page.gzip());
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r
+    } else {
+        json_response(StatusCode::OK, page.body.clone())
+    };
+    resp.headers_mut()
+        .append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    Ok(resp)
+}
+
+/// Whether `Accept-Encoding` allows gzip (with a non-zero quality).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|enc| {
+            let mut parts = enc.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let q_zero = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            name.eq_ignore_ascii_case("gzip") && !q_zero
+        })
 }
 
 /// `POST /v1/capsules`: 202 with the capsule and its `Location`.
@@ -69,14 +133,14 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
     (
         status,
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        body,
+        body.into(),
     )
         .into_response()
 }

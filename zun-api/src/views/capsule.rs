@@ -90,6 +90,15 @@ pub struct ViewMask {
 }
 
 impl ViewMask {
+    /// A stable fingerprint of what this mask hides (part of list cache keys).
+    pub fn fingerprint(&self) -> u64 {
+        let capsule = self.capsule.iter().copied();
+        let container = self.container.iter().copied();
+        // Prefix container fields so the two sets cannot be confused.
+        let container: Vec<String> = container.map(|k| format!("container:{k}")).collect();
+        crate::app::list_cache::fingerprint(capsule.chain(container.iter().map(String::as_str)))
+    }
+
     /// The mask of the caller of `ctx`.
     pub fn for_request(enforcer: &policy::Enforcer, ctx: &RequestContext) -> Self {
         let target = Target::owned_by(&ctx.creds);
