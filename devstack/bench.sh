@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# devstack/bench.sh [NAME...]: run the benchmarks against the real stack and print their
+# figures (p50/p99 and rates). Brings the stack up first, like run-tests.sh.
+#   devstack/bench.sh          every benchmark
+#   devstack/bench.sh api      GET /v1/capsules throughput and API create latency
+set -euo pipefail
+
+TOP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STACK_DIR=${STACK_DIR:-/opt/capsule}
+
+"$TOP_DIR/devstack/stack.sh"
+
+# shellcheck disable=SC1091
+source "$STACK_DIR/etc/test-env"
+cd "$TOP_DIR"
+if (($# == 0)); then
+    set -- api
+fi
+for bench in "$@"; do
+    case $bench in
+        api) cargo bench --locked -p zun-api --bench api ;;
+        *)
+            echo "unknown benchmark $bench (known: api)" >&2
+            exit 2
+            ;;
+    esac
+done

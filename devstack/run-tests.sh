@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# devstack/run-tests.sh: the whole test suite, on a fresh machine as on a developer's.
+#
+# Brings the stack up first (devstack/stack.sh: Keystone, PostgreSQL, zun-api, ...; fast when
+# it already runs), then checks formatting and lints, and runs every test of the workspace
+# against the real services, with their addresses and credentials from $STACK_DIR/etc/test-env.
+# Extra arguments go to `cargo test` (e.g. `-p zun-api`).
+set -euo pipefail
+
+TOP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STACK_DIR=${STACK_DIR:-/opt/capsule}
+
+"$TOP_DIR/devstack/stack.sh"
+
+# shellcheck disable=SC1091
+source "$STACK_DIR/etc/test-env"
+cd "$TOP_DIR"
+echo "==> cargo fmt --check" >&2
+cargo fmt --all -- --check
+echo "==> cargo clippy" >&2
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> cargo test" >&2
+cargo test --workspace --locked "$@"
