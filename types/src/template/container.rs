@@ -4,11 +4,11 @@ use super::errors::{index, join, quote};
 use super::image_ref::ImageReference;
 use super::model::{ContainerSpec, ImagePullPolicy, PortSpec, Protocol, VolumeMount};
 use super::scalars::{
-    absolute_path, array, bool_ish, check_free_text, cpu, memory, mount_path, name, object, port,
-    required, string, unexpected, wrong_type,
+    absolute_path, array, bool_ish, check_count, check_free_text, cpu, memory, mount_path, name,
+    object, object_or_null, port, required, string, unexpected,
 };
 use super::validate::Ctx;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 
 /// Which list a container comes from.
@@ -255,16 +255,12 @@ fn mounts(
     let Some(items) = array(v, path, &mut ctx.sink) else {
         return Vec::new();
     };
-    if items.len() > ctx.limits.max_volume_mounts {
-        ctx.sink.add(
-            path,
-            format!(
-                "must have at most {} entries (got {})",
-                ctx.limits.max_volume_mounts,
-                items.len()
-            ),
-        );
-    }
+    check_count(
+        items.len(),
+        ctx.limits.max_volume_mounts,
+        path,
+        &mut ctx.sink,
+    );
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let p = index(path, i);
@@ -351,24 +347,9 @@ fn mount_volume_name(v: &Value, path: &str, ctx: &mut Ctx<'_>) -> Option<String>
 /// `env`: null or an object of string values; keys non-empty, without `=` or NUL.
 fn env(v: &Value, path: &str, ctx: &mut Ctx<'_>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let obj: &Map<String, Value> = match v {
-        Value::Null => return out,
-        Value::Object(obj) => obj,
-        _ => {
-            wrong_type(v, "an object or null", path, &mut ctx.sink);
-            return out;
-        }
+    let Some(obj) = object_or_null(v, ctx.limits.max_env_vars, path, &mut ctx.sink) else {
+        return out;
     };
-    if obj.len() > ctx.limits.max_env_vars {
-        ctx.sink.add(
-            path,
-            format!(
-                "must have at most {} entries (got {})",
-                ctx.limits.max_env_vars,
-                obj.len()
-            ),
-        );
-    }
     let max = ctx.limits.max_string_len;
     for (key, val) in obj {
         let p = join(path, key);

@@ -54,6 +54,34 @@ pub(crate) fn object<'a>(
 }
 
 /// `v` as an array.
+/// Reports a collection at `path` with more than `max` entries.
+pub(crate) fn check_count(len: usize, max: usize, path: &str, sink: &mut Sink) {
+    if len > max {
+        sink.add(path, format!("must have at most {max} entries (got {len})"));
+    }
+}
+
+/// An object or null of at most `max` entries: `None` for null or (reported) another type; an
+/// oversized object is reported and still returned, so its entries are checked too.
+pub(crate) fn object_or_null<'a>(
+    v: &'a Value,
+    max: usize,
+    path: &str,
+    sink: &mut Sink,
+) -> Option<&'a Map<String, Value>> {
+    match v {
+        Value::Null => None,
+        Value::Object(obj) => {
+            check_count(obj.len(), max, path, sink);
+            Some(obj)
+        }
+        _ => {
+            wrong_type(v, "an object or null", path, sink);
+            None
+        }
+    }
+}
+
 pub(crate) fn array<'a>(v: &'a Value, path: &str, sink: &mut Sink) -> Option<&'a [Value]> {
     match v {
         Value::Array(items) => Some(items),

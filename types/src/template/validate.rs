@@ -9,8 +9,8 @@ use super::model::{
     VolumeSpec,
 };
 use super::scalars::{
-    array, bool_ish, check_free_text, check_text, name, object, required, size_gib, string, text,
-    type_name, unexpected, wrong_type, MAX_NAME_LEN,
+    array, bool_ish, check_count, check_free_text, check_text, name, object, object_or_null,
+    required, size_gib, string, text, type_name, unexpected, wrong_type, MAX_NAME_LEN,
 };
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -222,24 +222,9 @@ fn metadata(v: &Value, path: &str, t: &mut CapsuleTemplate, ctx: &mut Ctx<'_>) {
 /// the way Zun's `DictOfStrings` does (`true` → `"True"`).
 fn labels(v: &Value, path: &str, ctx: &mut Ctx<'_>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let obj: &Map<String, Value> = match v {
-        Value::Null => return out,
-        Value::Object(obj) => obj,
-        _ => {
-            wrong_type(v, "an object or null", path, &mut ctx.sink);
-            return out;
-        }
+    let Some(obj) = object_or_null(v, ctx.limits.max_labels, path, &mut ctx.sink) else {
+        return out;
     };
-    if obj.len() > ctx.limits.max_labels {
-        ctx.sink.add(
-            path,
-            format!(
-                "must have at most {} entries (got {})",
-                ctx.limits.max_labels,
-                obj.len()
-            ),
-        );
-    }
     for (key, val) in obj {
         let p = join(path, key);
         let key_ok = check_text(key, 1, MAX_NAME_LEN, &p, &mut ctx.sink);
@@ -471,12 +456,8 @@ fn security_groups(v: &Value, path: &str, ctx: &mut Ctx<'_>) -> Vec<String> {
     let max = ctx.limits.max_security_groups;
     if items.is_empty() {
         ctx.sink.add(path, "must name at least one security group");
-    } else if items.len() > max {
-        ctx.sink.add(
-            path,
-            format!("must have at most {max} entries (got {})", items.len()),
-        );
     }
+    check_count(items.len(), max, path, &mut ctx.sink);
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
