@@ -5,6 +5,7 @@ pub mod template;
 pub use template::{parse_create_body, parse_template, CapsuleTemplate, Limits, TemplateErrors};
 
 pub mod microversion;
+pub mod rpc;
 pub mod status;
 pub mod views;
 

@@ -1,0 +1,284 @@
+//! The compute RPC contract: what the API sends to a compute host and what compute hosts report
+//! back, versioned and typed. Transport-free; the `rpc` crate carries these over AMQP.
+//!
+//! Zun's shape is kept (a durable topic exchange `zun`, one queue per compute host
+//! `zun-compute.<host>`, casts for create and delete), but no credentials, tokens or token
+//! bodies travel in messages: an agent needs to know *what* to run, never *who* asked.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::template::CapsuleTemplate;
+use crate::CapsuleStatus;
+
+/// Version of the message format; a receiver refuses envelopes of a newer major version.
+pub const RPC_VERSION: u32 = 1;
+/// The topic exchange every message goes through (Zun's control exchange).
+pub const EXCHANGE: &str = "zun";
+/// Topic prefix of compute hosts' queues.
+pub const COMPUTE_TOPIC: &str = "zun-compute";
+/// Queue (and routing key) of reports to the conductor.
+pub const CONDUCTOR_QUEUE: &str = "zun-conductor";
+/// The binary name compute services register as.
+pub const COMPUTE_BINARY: &str = "zun-compute";
+
+/// The queue and routing key of compute host `host`: `zun-compute.<host>`.
+pub fn compute_queue(host: &str) -> String {
+    format!("{COMPUTE_TOPIC}.{host}")
+}
+
+/// What every message is wrapped in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    /// [`RPC_VERSION`] of the sender.
+    pub version: u32,
+    /// Unique id of this message (a redelivery keeps it).
+    pub id: Uuid,
+    /// The API request that caused it, for tracing across services.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// When it was sent.
+    pub sent_at: DateTime<Utc>,
+    /// The message.
+    pub body: T,
+}
+
+impl<T> Envelope<T> {
+    /// Wraps `body` with a fresh id.
+    pub fn new(body: T, request_id: Option<String>) -> Self {
+        Self {
+            version: RPC_VERSION,
+            id: Uuid::new_v4(),
+            request_id,
+            sent_at: Utc::now(),
+            body,
+        }
+    }
+}
+
+/// One container of a capsule as the compute host is told to run it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContainerRef {
+    /// The container's id (as the API shows it).
+    pub uuid: Uuid,
+    /// Its name (from the template, or generated).
+    pub name: String,
+    /// An init container?
+    pub is_init: bool,
+    /// Index into the template's `init_containers` or `containers`.
+    pub position: usize,
+}
+
+/// A capsule to build and start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CapsuleSpec {
+    /// The capsule's id.
+    pub uuid: Uuid,
+    /// Its name.
+    pub name: Option<String>,
+    /// Owning project (for labels and accounting on the host; not a credential).
+    pub project_id: String,
+    /// The validated template.
+    pub template: CapsuleTemplate,
+    /// Ids and names of its containers, init containers first.
+    pub containers: Vec<ContainerRef>,
+}
+
+/// A request to a compute host, on queue `zun-compute.<host>`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum ComputeRequest {
+    /// Build and start a capsule. Legal once the API has scheduled the capsule to this host
+    /// (claimed its resources and ports there). Idempotent: a capsule the host already has is
+    /// not built again, its state is reported again; a capsule the host has deleted is not
+    /// brought back.
+    CreateCapsule {
+        /// What to run.
+        capsule: Box<CapsuleSpec>,
+    },
+    /// Tear a capsule down and report it deleted. Legal at any time, including for a capsule
+    /// the host never heard of (then only the report is sent); idempotent.
+    DeleteCapsule {
+        /// The capsule.
+        capsule: Uuid,
+    },
+    /// Report the current state of these capsules (or of all the host runs, when empty).
+    /// Legal at any time; sent by the conductor when it sees drift.
+    SyncCapsules {
+        /// Capsules to report.
+        capsules: Vec<Uuid>,
+    },
+}
+
+impl ComputeRequest {
+    /// The capsule a request is about, if one.
+    pub fn capsule(&self) -> Option<Uuid> {
+        match self {
+            ComputeRequest::CreateCapsule { capsule } => Some(capsule.uuid),
+            ComputeRequest::DeleteCapsule { capsule } => Some(*capsule),
+            ComputeRequest::SyncCapsules { .. } => None,
+        }
+    }
+
+    /// The method name, for logs.
+    pub fn method(&self) -> &'static str {
+        match self {
+            ComputeRequest::CreateCapsule { .. } => "create_capsule",
+            ComputeRequest::DeleteCapsule { .. } => "delete_capsule",
+            ComputeRequest::SyncCapsules { .. } => "sync_capsules",
+        }
+    }
+}
+
+/// The state of one container, as its host sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContainerState {
+    /// The container.
+    pub uuid: Uuid,
+    /// Its status.
+    pub status: CapsuleStatus,
+    /// Why, for users.
+    #[serde(default)]
+    pub status_reason: Option<String>,
+    /// Exit code of its last exit.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// Restarts done by the restart policy.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// The runtime's id for it.
+    #[serde(default)]
+    pub container_id: Option<String>,
+}
+
+/// The state of one capsule on a host.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CapsuleState {
+    /// The capsule.
+    pub capsule: Uuid,
+    /// Its status.
+    pub status: CapsuleStatus,
+    /// Why, for users.
+    #[serde(default)]
+    pub status_reason: Option<String>,
+    /// Its containers.
+    #[serde(default)]
+    pub containers: Vec<ContainerState>,
+    /// Addresses in Zun's shape (`{network: [{addr, version, ...}]}`).
+    #[serde(default)]
+    pub addresses: serde_json::Value,
+}
+
+/// Resources of a compute host, as it reports them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeResources {
+    /// CPUs.
+    pub cpus: f64,
+    /// Memory, MiB.
+    pub memory_mib: u64,
+    /// Disk for volumes and images, GiB.
+    pub disk_gib: u64,
+    /// CPU architecture (`x86_64`).
+    pub architecture: String,
+    /// OS name.
+    pub os: String,
+    /// Kernel version.
+    pub kernel_version: String,
+    /// Host labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A report from a compute host, on queue `zun-conductor`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ConductorEvent {
+    /// A capsule's state, after every change and when asked. Legal at any time: a report
+    /// about a capsule the API no longer has is answered with a delete for the host.
+    CapsuleState {
+        /// The reporting host.
+        host: String,
+        /// Orders reports of one host: a report with a smaller `seq` than one already applied
+        /// for the capsule is stale and ignored.
+        seq: u64,
+        /// The state.
+        state: CapsuleState,
+    },
+    /// A capsule is gone from the host (deleted, or never there). Legal at any time; the API
+    /// then removes its rows and releases what it held on the host.
+    CapsuleDeleted {
+        /// The reporting host.
+        host: String,
+        /// As in `CapsuleState`.
+        seq: u64,
+        /// The capsule.
+        capsule: Uuid,
+    },
+    /// Liveness and resources, every few seconds; registers the service and compute node on
+    /// first sight.
+    Heartbeat(Heartbeat),
+}
+
+/// Periodic liveness report of a compute service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// Host name (its queue is `zun-compute.<host>`).
+    pub host: String,
+    /// Binary (`zun-compute`).
+    pub binary: String,
+    /// Availability zone of the host.
+    pub availability_zone: String,
+    /// Resources.
+    pub resources: NodeResources,
+    /// Capsules the host has (any state).
+    pub capsules: Vec<Uuid>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn wire_shape_is_tagged_and_stable() {
+        let req = ComputeRequest::DeleteCapsule {
+            capsule: Uuid::nil(),
+        };
+        let v = serde_json::to_value(Envelope::new(req.clone(), Some("req-1".into()))).unwrap();
+        assert_eq!(v["version"], 1);
+        assert_eq!(v["request_id"], "req-1");
+        assert_eq!(
+            v["body"],
+            json!({"method": "delete_capsule", "capsule": "00000000-0000-0000-0000-000000000000"})
+        );
+        let back: Envelope<ComputeRequest> = serde_json::from_value(v).unwrap();
+        assert_eq!(back.body, req);
+
+        let ev = ConductorEvent::CapsuleDeleted {
+            host: "h".into(),
+            seq: 3,
+            capsule: Uuid::nil(),
+        };
+        let v = serde_json::to_value(&ev).unwrap();
+        assert_eq!(v["event"], "capsule_deleted");
+        assert_eq!(serde_json::from_value::<ConductorEvent>(v).unwrap(), ev);
+    }
+
+    #[test]
+    fn no_credentials_on_the_wire() {
+        // The only identity that travels is the owning project id.
+        let text =
+            serde_json::to_string(&ComputeRequest::SyncCapsules { capsules: vec![] }).unwrap();
+        for word in ["token", "password", "auth"] {
+            assert!(!text.contains(word));
+        }
+    }
+
+    #[test]
+    fn queue_names() {
+        assert_eq!(compute_queue("c1"), "zun-compute.c1");
+    }
+}
