@@ -20,7 +20,7 @@ use lapin::{
 use tokio::sync::{oneshot, watch, Mutex};
 use tracing::Instrument;
 
-use crate::{ConsumerHandle, Delivery, Disposition, Handler, QueueSpec, RpcError};
+use crate::{stopped, ConsumerHandle, Delivery, Disposition, Handler, QueueSpec, RpcError};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -266,7 +266,7 @@ impl AmqpBus {
     pub fn consume<H: Handler>(&self, spec: QueueSpec, handler: H) -> ConsumerHandle {
         let bus = self.clone();
         let handler = Arc::new(handler);
-        let (stop_tx, mut stop) = watch::channel(false);
+        let (stop_tx, stop) = watch::channel(false);
         let span = tracing::info_span!("consumer", queue = %spec.queue);
         let task = tokio::spawn(
             async move {
@@ -285,7 +285,7 @@ impl AmqpBus {
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
-                        _ = stop.changed() => return,
+                        _ = stopped(stop.clone()) => return,
                     }
                     backoff = next_backoff(backoff);
                 }
@@ -304,7 +304,7 @@ impl AmqpBus {
         &self,
         spec: &QueueSpec,
         handler: Arc<H>,
-        mut stop: watch::Receiver<bool>,
+        stop: watch::Receiver<bool>,
     ) -> Result<bool, RpcError> {
         if *stop.borrow() {
             return Ok(true);
@@ -312,7 +312,7 @@ impl AmqpBus {
         // Wait for the broker as long as it takes: a consumer has nothing better to do.
         let link = tokio::select! {
             l = self.link(Instant::now() + Duration::from_secs(3600 * 24 * 365)) => l?,
-            _ = stop.changed() => return Ok(true),
+            _ = stopped(stop.clone()) => return Ok(true),
         };
         let result = async {
             let ch = link.conn.create_channel().await?;
@@ -332,7 +332,7 @@ impl AmqpBus {
             loop {
                 let delivery = tokio::select! {
                     d = consumer.next() => d,
-                    _ = stop.changed() => {
+                    _ = stopped(stop.clone()) => {
                         // Closing the channel returns what we hold unacknowledged to the queue.
                         let _ = ch.close(200, "consumer stopped".into()).await;
                         return Ok(true);

@@ -82,6 +82,19 @@ pub struct ConsumerHandle {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Resolves once `stop` turns true; never if its sender is dropped without doing so (a dropped
+/// [`ConsumerHandle`] leaves its consumer running).
+pub(crate) async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow_and_update() {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 impl ConsumerHandle {
     /// Stops consuming and waits until the consumer's channel is closed; messages it had not
     /// acknowledged go back to the queue.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use crate::{ConsumerHandle, Delivery, Disposition, Handler, QueueSpec, RpcError};
+use crate::{stopped, ConsumerHandle, Delivery, Disposition, Handler, QueueSpec, RpcError};
 
 struct Message {
     payload: Vec<u8>,
@@ -106,7 +106,7 @@ impl MemoryBus {
         let slots = Arc::new(tokio::sync::Semaphore::new(usize::from(
             spec.prefetch.max(1),
         )));
-        let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -114,7 +114,7 @@ impl MemoryBus {
                 };
                 let msg = tokio::select! {
                     m = async { rx.lock().await.recv().await } => m,
-                    _ = stop.changed() => return,
+                    _ = stopped(stop.clone()) => return,
                 };
                 let Some(msg) = msg else {
                     return;
