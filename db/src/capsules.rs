@@ -16,7 +16,10 @@ use crate::entity::{
     capsule, capsule_container, capsule_security_group, capsule_template, project_generation,
     volume_mapping,
 };
+use crate::outbox::{enqueue, NewOutbox};
 use crate::pagination::{after_marker, order_terms};
+use crate::placement::{claim_ports, claim_resources, release_claim, Claim};
+use crate::reports::remove_rows;
 use crate::{Database, DbError, ListParams};
 
 /// Which capsules a caller may see.
@@ -133,6 +136,10 @@ pub struct NewCapsule {
     pub containers: Vec<NewContainer>,
     /// Volume mounts.
     pub volume_mappings: Vec<NewVolumeMapping>,
+    /// Resources and ports to claim on `host`, atomically with the insert.
+    pub claim: Option<Claim>,
+    /// Messages to publish once this is committed.
+    pub outbox: Vec<NewOutbox>,
 }
 
 /// A capsule with everything its view shows.
@@ -154,11 +161,28 @@ pub(crate) fn now() -> DateTime<Utc> {
 }
 
 impl Database {
-    /// Creates a capsule and everything that belongs to it, atomically.
-    pub async fn create_capsule(&self, new: NewCapsule) -> Result<CapsuleRecord, DbError> {
+    /// Creates a capsule and everything that belongs to it, atomically: its claim on its host
+    /// (resources and ports; [`DbError::ClaimFailed`] if the host has not enough left, and
+    /// then nothing is written), its rows, and the messages to publish. Returns the record and
+    /// the ids of the outbox entries.
+    pub async fn create_capsule(
+        &self,
+        new: NewCapsule,
+    ) -> Result<(CapsuleRecord, Vec<i32>), DbError> {
         let uuid = new.uuid.clone();
         let ctx = || format!("creating capsule {uuid}");
         let txn = self.conn.begin().await.map_err(DbError::query(ctx()))?;
+        // The claim goes first: its conditional update locks the host's row, so concurrent
+        // claims on one host are serialized and none can overcommit it.
+        if let Some(claim) = &new.claim {
+            claim_resources(&txn, claim)
+                .await
+                .map_err(DbError::query(ctx()))?
+                .map_err(|reason| DbError::ClaimFailed {
+                    host: claim.host.clone(),
+                    reason,
+                })?;
+        }
         let created_at = now();
         let row = capsule::ActiveModel {
             uuid: Set(new.uuid.clone()),
@@ -185,6 +209,15 @@ impl Database {
         .await
         .map_err(DbError::query(ctx()))?;
 
+        if let Some(claim) = &new.claim {
+            claim_ports(&txn, claim, row.id)
+                .await
+                .map_err(DbError::query(ctx()))?
+                .map_err(|reason| DbError::ClaimFailed {
+                    host: claim.host.clone(),
+                    reason,
+                })?;
+        }
         capsule_template::ActiveModel {
             capsule_id: Set(row.id),
             template: Set(new.template),
@@ -265,15 +298,20 @@ impl Database {
             .await
             .map_err(DbError::query(ctx()))?;
         }
+        let mut outbox_ids = Vec::with_capacity(new.outbox.len());
+        for msg in new.outbox {
+            outbox_ids.push(enqueue(&txn, msg).await.map_err(DbError::query(ctx()))?);
+        }
         txn.commit().await.map_err(DbError::query(ctx()))?;
         init_containers.sort_by_key(|c| c.position);
         containers.sort_by_key(|c| c.position);
-        Ok(CapsuleRecord {
+        let rec = CapsuleRecord {
             capsule: row,
             init_containers,
             containers,
             security_groups: new.security_groups,
-        })
+        };
+        Ok((rec, outbox_ids))
     }
 
     /// The capsule with this uuid, if the scope can see it.
@@ -451,9 +489,14 @@ impl Database {
         txn.commit().await.map_err(DbError::query(ctx()))
     }
 
-    /// Deletes a capsule and everything that belongs to it. Returns whether a row was deleted,
-    /// so a repeated delete is harmless.
-    pub async fn delete_capsule(&self, id: i32) -> Result<bool, DbError> {
+    /// Deletes a capsule and everything that belongs to it, and releases what it held on its
+    /// host. Returns whether a row was deleted (a repeated delete is harmless) and the ids of
+    /// `outbox` entries written with it.
+    pub async fn delete_capsule(
+        &self,
+        id: i32,
+        outbox: Option<NewOutbox>,
+    ) -> Result<(bool, Vec<i32>), DbError> {
         let ctx = || format!("deleting capsule {id}");
         let txn = self.conn.begin().await.map_err(DbError::query(ctx()))?;
         let Some(row) = capsule::Entity::find_by_id(id)
@@ -461,38 +504,60 @@ impl Database {
             .await
             .map_err(DbError::query(ctx()))?
         else {
-            return Ok(false);
+            return Ok((false, Vec::new()));
         };
-        // Children first: the foreign keys cascade too, but this keeps the delete explicit
-        // whatever the connection's foreign-key setting.
-        capsule_container::Entity::delete_many()
-            .filter(capsule_container::Column::CapsuleId.eq(id))
-            .exec(&txn)
+        release_claim(&txn, &row)
             .await
             .map_err(DbError::query(ctx()))?;
-        volume_mapping::Entity::delete_many()
-            .filter(volume_mapping::Column::CapsuleId.eq(id))
-            .exec(&txn)
-            .await
-            .map_err(DbError::query(ctx()))?;
-        capsule_security_group::Entity::delete_many()
-            .filter(capsule_security_group::Column::CapsuleId.eq(id))
-            .exec(&txn)
-            .await
-            .map_err(DbError::query(ctx()))?;
-        capsule_template::Entity::delete_by_id(id)
-            .exec(&txn)
-            .await
-            .map_err(DbError::query(ctx()))?;
-        capsule::Entity::delete_by_id(id)
-            .exec(&txn)
-            .await
-            .map_err(DbError::query(ctx()))?;
+        remove_rows(&txn, id).await.map_err(DbError::query(ctx()))?;
         touch_project(&txn, &row.project_id)
             .await
             .map_err(DbError::query(ctx()))?;
+        let mut ids = Vec::new();
+        if let Some(msg) = outbox {
+            ids.push(enqueue(&txn, msg).await.map_err(DbError::query(ctx()))?);
+        }
         txn.commit().await.map_err(DbError::query(ctx()))?;
-        Ok(true)
+        Ok((true, ids))
+    }
+
+    /// Marks capsule `id` as being deleted (status `Deleting`, task state
+    /// `container_deleting`) and queues `outbox` (the delete for its host), atomically.
+    /// Returns the outbox ids; none when the capsule is already gone.
+    pub async fn request_capsule_delete(
+        &self,
+        id: i32,
+        outbox: NewOutbox,
+    ) -> Result<Vec<i32>, DbError> {
+        let ctx = || format!("requesting the delete of capsule {id}");
+        let txn = self.conn.begin().await.map_err(DbError::query(ctx()))?;
+        let res = capsule::Entity::update_many()
+            .col_expr(capsule::Column::Status, Expr::value("Deleting"))
+            .col_expr(
+                capsule::Column::TaskState,
+                Expr::value("container_deleting"),
+            )
+            .col_expr(capsule::Column::UpdatedAt, Expr::value(now()))
+            .filter(capsule::Column::Id.eq(id))
+            .exec(&txn)
+            .await
+            .map_err(DbError::query(ctx()))?;
+        if res.rows_affected == 0 {
+            return Ok(Vec::new());
+        }
+        let project = capsule::Entity::find_by_id(id)
+            .one(&txn)
+            .await
+            .map_err(DbError::query(ctx()))?
+            .map(|c| c.project_id);
+        if let Some(p) = project {
+            touch_project(&txn, &p)
+                .await
+                .map_err(DbError::query(ctx()))?;
+        }
+        let oid = enqueue(&txn, outbox).await.map_err(DbError::query(ctx()))?;
+        txn.commit().await.map_err(DbError::query(ctx()))?;
+        Ok(vec![oid])
     }
 
     /// The validated template capsule `id` was created from.

@@ -34,6 +34,15 @@ pub enum DbError {
         /// The marker as given.
         marker: String,
     },
+    /// A host could not take a capsule (not enough resources left, or a port taken); nothing
+    /// was written.
+    #[error("host {host} cannot take the capsule: {reason}")]
+    ClaimFailed {
+        /// The host.
+        host: String,
+        /// Why, for logs and for the scheduler's next choice.
+        reason: String,
+    },
     /// A stored JSON column does not have the expected shape.
     #[error("corrupt {column} in row {id}")]
     Corrupt {

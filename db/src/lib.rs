@@ -5,7 +5,11 @@ pub mod capsules;
 pub mod entity;
 mod error;
 pub mod migration;
+pub mod outbox;
 mod pagination;
+pub mod placement;
+pub mod reports;
+pub mod services;
 
 use std::time::Duration;
 
@@ -15,7 +19,11 @@ use sea_orm_migration::MigratorTrait;
 
 pub use capsules::{CapsuleRecord, NewCapsule, NewContainer, NewVolumeMapping, Scope};
 pub use error::DbError;
+pub use outbox::NewOutbox;
 pub use pagination::{ListParams, SortDir, SortKey};
+pub use placement::{Claim, HostCandidate};
+pub use reports::ReportOutcome;
+pub use services::{service_is_up, NodeListParams, NodeSortKey};
 
 /// A handle on the capsule database: a connection pool, cheap to clone.
 #[derive(Clone, Debug)]

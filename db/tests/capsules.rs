@@ -54,6 +54,8 @@ fn capsule(project: &str, name: Option<&str>, host: Option<&str>) -> NewCapsule 
             container(&uuid::Uuid::new_v4().to_string(), false, 0),
         ],
         volume_mappings: vec![],
+        claim: None,
+        outbox: vec![],
     }
 }
 
@@ -81,7 +83,7 @@ both_backends!(
 async fn create_and_lookup(db: Database) {
     let new = capsule("p1", Some("web"), None);
     let uuid = new.uuid.clone();
-    let rec = db.create_capsule(new).await.unwrap();
+    let rec = db.create_capsule(new).await.unwrap().0;
     assert_eq!(rec.capsule.uuid, uuid);
     assert_eq!(rec.capsule.status, "Creating");
     assert_eq!(rec.init_containers.len(), 1);
@@ -125,7 +127,8 @@ async fn scopes_isolate_projects(db: Database) {
     let a = db
         .create_capsule(capsule("pa", Some("x"), None))
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     db.create_capsule(capsule("pb", Some("x"), None))
         .await
         .unwrap();
@@ -258,7 +261,8 @@ async fn bad_marker_is_reported(db: Database) {
     let other = db
         .create_capsule(capsule("other", None, None))
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     for marker in ["not-a-capsule".to_owned(), other.capsule.uuid.clone()] {
         let err = db
             .list_capsules(
@@ -281,7 +285,8 @@ async fn status_updates_and_idempotent_delete(db: Database) {
     let rec = db
         .create_capsule(capsule("p", Some("d"), Some("h")))
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     let id = rec.capsule.id;
     db.set_capsule_status(id, "Error", Some("There are not enough hosts available."))
         .await
@@ -305,9 +310,9 @@ async fn status_updates_and_idempotent_delete(db: Database) {
     );
     assert!(got.capsule.updated_at.is_some());
 
-    assert!(db.delete_capsule(id).await.unwrap());
+    assert!(db.delete_capsule(id, None).await.unwrap().0);
     assert!(
-        !db.delete_capsule(id).await.unwrap(),
+        !db.delete_capsule(id, None).await.unwrap().0,
         "second delete is a no-op"
     );
     assert!(db
@@ -326,7 +331,10 @@ async fn status_updates_and_idempotent_delete(db: Database) {
 
 async fn migrations_are_idempotent(db: Database) {
     let before = db.applied_migrations().await.unwrap();
-    assert_eq!(before, vec!["m20261124_000001_initial"]);
+    assert_eq!(
+        before,
+        vec!["m20261124_000001_initial", "m20261124_000002_compute"]
+    );
     db.migrate().await.unwrap();
     assert_eq!(db.applied_migrations().await.unwrap(), before);
 }
@@ -347,7 +355,8 @@ async fn every_change_bumps_only_its_projects_generation(db: Database) {
     let rec = db
         .create_capsule(capsule("g1", Some("gen"), None))
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     let id = rec.capsule.id;
     let mut last = db.project_generation("g1").await.unwrap();
     assert!(last > 0, "create bumps");
@@ -366,7 +375,7 @@ async fn every_change_bumps_only_its_projects_generation(db: Database) {
     let g = db.project_generation("g1").await.unwrap();
     assert!(g > last, "task state bumps");
     last = g;
-    assert!(db.delete_capsule(id).await.unwrap());
+    assert!(db.delete_capsule(id, None).await.unwrap().0);
     let g = db.project_generation("g1").await.unwrap();
     assert!(g > last, "delete bumps");
     assert_eq!(
@@ -376,7 +385,7 @@ async fn every_change_bumps_only_its_projects_generation(db: Database) {
     );
     // A missing capsule changes nothing.
     db.set_capsule_status(id, "Error", None).await.unwrap();
-    assert!(!db.delete_capsule(id).await.unwrap());
+    assert!(!db.delete_capsule(id, None).await.unwrap().0);
     assert_eq!(db.project_generation("g1").await.unwrap(), g);
     assert_eq!(db.project_generation("g2").await.unwrap(), other);
 }

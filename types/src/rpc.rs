@@ -235,6 +235,11 @@ pub struct Heartbeat {
     pub resources: NodeResources,
     /// Capsules the host has (any state).
     pub capsules: Vec<Uuid>,
+    /// From the same sequence as the host's state reports: a heartbeat older than a capsule's
+    /// last report says nothing about that capsule (it may have been queued while the broker
+    /// was away).
+    #[serde(default)]
+    pub seq: u64,
 }
 
 #[cfg(test)]

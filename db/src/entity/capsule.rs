@@ -47,6 +47,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// Last update time.
     pub updated_at: Option<DateTimeUtc>,
+    /// `seq` of the last host report applied (older reports are stale).
+    pub report_seq: i64,
 }
 
 /// Relations of a capsule.

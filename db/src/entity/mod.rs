@@ -5,6 +5,8 @@ pub mod capsule_container;
 pub mod capsule_security_group;
 pub mod capsule_template;
 pub mod compute_node;
+pub mod host_port;
+pub mod outbox;
 pub mod project_generation;
 pub mod volume_mapping;
 pub mod zun_service;

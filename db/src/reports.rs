@@ -1,0 +1,320 @@
+//! What compute hosts report, applied to the database: capsule and container states (newer
+//! reports only), deletions, and the failure of capsules a dead host was creating.
+
+use std::collections::HashSet;
+
+use capsule_types::rpc::CapsuleState;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
+    TransactionTrait,
+};
+
+use crate::capsules::{now, touch_project};
+use crate::entity::{capsule, capsule_container, capsule_security_group, capsule_template};
+use crate::entity::{host_port, volume_mapping};
+use crate::placement::release_claim;
+use crate::{Database, DbError};
+
+/// What became of a report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReportOutcome {
+    /// Written.
+    Applied,
+    /// Older than one already applied: ignored.
+    Stale,
+    /// No such capsule: the host holds an orphan.
+    UnknownCapsule,
+    /// The capsule lives on another host (or none): the reporting host holds an orphan.
+    OtherHost,
+}
+
+/// The status a capsule keeps while a delete is pending, whatever a late report says.
+const DELETING: &str = "Deleting";
+const TASK_DELETING: &str = "container_deleting";
+
+impl Database {
+    /// Applies `state` reported by `host` with order `seq`, with the containers' states, in one
+    /// transaction; a report older than the last one applied changes nothing.
+    pub async fn apply_capsule_state(
+        &self,
+        host: &str,
+        seq: u64,
+        state: &CapsuleState,
+    ) -> Result<ReportOutcome, DbError> {
+        let uuid = state.capsule.to_string();
+        let ctx = || format!("applying the state of capsule {uuid} from {host}");
+        let txn = self.conn.begin().await.map_err(DbError::query(ctx()))?;
+        let Some(row) = take_report(&txn, &uuid, host, seq)
+            .await
+            .map_err(DbError::query(ctx()))?
+        else {
+            return self.why_not(&uuid, host).await;
+        };
+        // While a delete is pending, a late report (a create that finished meanwhile) does not
+        // bring the capsule back; but a failed delete (Error) ends the pending delete, so the
+        // user sees why and can delete again.
+        let deleting = row.task_state.as_deref() == Some(TASK_DELETING);
+        let failed = state.status == capsule_types::CapsuleStatus::Error;
+        let (status, reason, task_state) = if deleting && !failed {
+            (DELETING, row.status_reason.clone(), row.task_state.clone())
+        } else {
+            (state.status.as_str(), state.status_reason.clone(), None)
+        };
+        let t = now();
+        capsule::Entity::update_many()
+            .col_expr(capsule::Column::Status, Expr::value(status))
+            .col_expr(capsule::Column::StatusReason, Expr::value(reason))
+            .col_expr(capsule::Column::TaskState, Expr::value(task_state))
+            .col_expr(
+                capsule::Column::Addresses,
+                Expr::value(if state.addresses.is_null() {
+                    serde_json::json!({})
+                } else {
+                    state.addresses.clone()
+                }),
+            )
+            .col_expr(capsule::Column::UpdatedAt, Expr::value(t))
+            .filter(capsule::Column::Id.eq(row.id))
+            .exec(&txn)
+            .await
+            .map_err(DbError::query(ctx()))?;
+        for c in &state.containers {
+            capsule_container::Entity::update_many()
+                .col_expr(
+                    capsule_container::Column::Status,
+                    Expr::value(c.status.as_str()),
+                )
+                .col_expr(
+                    capsule_container::Column::StatusReason,
+                    Expr::value(c.status_reason.clone()),
+                )
+                .col_expr(
+                    capsule_container::Column::ExitCode,
+                    Expr::value(c.exit_code),
+                )
+                .col_expr(
+                    capsule_container::Column::RestartCount,
+                    Expr::value(i32::try_from(c.restart_count).unwrap_or(i32::MAX)),
+                )
+                .col_expr(
+                    capsule_container::Column::ContainerId,
+                    Expr::value(c.container_id.clone()),
+                )
+                .col_expr(capsule_container::Column::UpdatedAt, Expr::value(t))
+                .filter(capsule_container::Column::CapsuleId.eq(row.id))
+                .filter(capsule_container::Column::Uuid.eq(c.uuid.to_string()))
+                .exec(&txn)
+                .await
+                .map_err(DbError::query(ctx()))?;
+        }
+        touch_project(&txn, &row.project_id)
+            .await
+            .map_err(DbError::query(ctx()))?;
+        txn.commit().await.map_err(DbError::query(ctx()))?;
+        Ok(ReportOutcome::Applied)
+    }
+
+    /// Applies `host`'s report that capsule `uuid` is gone from it. A capsule being deleted is
+    /// removed with everything it holds; one nobody asked to delete is kept and marked `Error`
+    /// (its record is the user's, and it says what happened).
+    pub async fn apply_capsule_deleted(
+        &self,
+        host: &str,
+        seq: u64,
+        uuid: &str,
+    ) -> Result<ReportOutcome, DbError> {
+        let ctx = || format!("applying the deletion of capsule {uuid} from {host}");
+        let txn = self.conn.begin().await.map_err(DbError::query(ctx()))?;
+        let Some(row) = take_report(&txn, uuid, host, seq)
+            .await
+            .map_err(DbError::query(ctx()))?
+        else {
+            return self.why_not(uuid, host).await;
+        };
+        if row.task_state.as_deref() == Some(TASK_DELETING) {
+            release_claim(&txn, &row)
+                .await
+                .map_err(DbError::query(ctx()))?;
+            remove_rows(&txn, row.id)
+                .await
+                .map_err(DbError::query(ctx()))?;
+        } else {
+            capsule::Entity::update_many()
+                .col_expr(capsule::Column::Status, Expr::value("Error"))
+                .col_expr(
+                    capsule::Column::StatusReason,
+                    Expr::value(format!("The capsule is no longer on host {host}.")),
+                )
+                .col_expr(capsule::Column::UpdatedAt, Expr::value(now()))
+                .filter(capsule::Column::Id.eq(row.id))
+                .exec(&txn)
+                .await
+                .map_err(DbError::query(ctx()))?;
+        }
+        touch_project(&txn, &row.project_id)
+            .await
+            .map_err(DbError::query(ctx()))?;
+        txn.commit().await.map_err(DbError::query(ctx()))?;
+        Ok(ReportOutcome::Applied)
+    }
+
+    /// Why a report did not apply: the capsule is unknown, on another host, or the report is
+    /// stale.
+    async fn why_not(&self, uuid: &str, host: &str) -> Result<ReportOutcome, DbError> {
+        let row = capsule::Entity::find()
+            .filter(capsule::Column::Uuid.eq(uuid))
+            .one(&self.conn)
+            .await
+            .map_err(DbError::query(format!("looking up capsule {uuid}")))?;
+        Ok(match row {
+            None => ReportOutcome::UnknownCapsule,
+            Some(c) if c.host.as_deref() != Some(host) => ReportOutcome::OtherHost,
+            Some(_) => ReportOutcome::Stale,
+        })
+    }
+
+    /// Fails the capsules still `Creating` on `hosts` (hosts that stopped reporting), with
+    /// `reason(host)`. Returns how many. A host that comes back and builds them after all
+    /// reports them again, and its newer report wins.
+    pub async fn fail_creating_on_hosts(
+        &self,
+        hosts: &[String],
+        reason: impl Fn(&str) -> String,
+    ) -> Result<u64, DbError> {
+        let mut failed = 0;
+        for host in hosts {
+            let ctx = || format!("failing capsules creating on {host}");
+            let txn = self.conn.begin().await.map_err(DbError::query(ctx()))?;
+            let stuck = capsule::Entity::find()
+                .filter(capsule::Column::Host.eq(host.as_str()))
+                .filter(capsule::Column::Status.eq("Creating"))
+                .all(&txn)
+                .await
+                .map_err(DbError::query(ctx()))?;
+            if stuck.is_empty() {
+                continue;
+            }
+            capsule::Entity::update_many()
+                .col_expr(capsule::Column::Status, Expr::value("Error"))
+                .col_expr(capsule::Column::StatusReason, Expr::value(reason(host)))
+                .col_expr(capsule::Column::UpdatedAt, Expr::value(now()))
+                .filter(capsule::Column::Id.is_in(stuck.iter().map(|c| c.id)))
+                .filter(capsule::Column::Status.eq("Creating"))
+                .exec(&txn)
+                .await
+                .map_err(DbError::query(ctx()))?;
+            let projects: HashSet<&str> = stuck.iter().map(|c| c.project_id.as_str()).collect();
+            for p in projects {
+                touch_project(&txn, p)
+                    .await
+                    .map_err(DbError::query(ctx()))?;
+            }
+            txn.commit().await.map_err(DbError::query(ctx()))?;
+            failed += stuck.len() as u64;
+        }
+        Ok(failed)
+    }
+
+    /// The capsules placed on `host`: uuid, status, creation time and the `seq` of the last
+    /// report applied.
+    pub async fn capsules_on_host(
+        &self,
+        host: &str,
+    ) -> Result<Vec<(String, String, DateTime<Utc>, i64)>, DbError> {
+        capsule::Entity::find()
+            .select_only()
+            .column(capsule::Column::Uuid)
+            .column(capsule::Column::Status)
+            .column(capsule::Column::CreatedAt)
+            .column(capsule::Column::ReportSeq)
+            .filter(capsule::Column::Host.eq(host))
+            .into_tuple()
+            .all(&self.conn)
+            .await
+            .map_err(DbError::query(format!("listing capsules on {host}")))
+    }
+
+    /// Marks capsules of `host` that the host no longer has as `Error` (their record stays).
+    pub async fn mark_missing_on_host(&self, host: &str, uuids: &[String]) -> Result<(), DbError> {
+        for uuid in uuids {
+            let ctx = || format!("marking capsule {uuid} missing from {host}");
+            let txn = self.conn.begin().await.map_err(DbError::query(ctx()))?;
+            let Some(row) = capsule::Entity::find()
+                .filter(capsule::Column::Uuid.eq(uuid.as_str()))
+                .filter(capsule::Column::Host.eq(host))
+                .one(&txn)
+                .await
+                .map_err(DbError::query(ctx()))?
+            else {
+                continue;
+            };
+            capsule::Entity::update_many()
+                .col_expr(capsule::Column::Status, Expr::value("Error"))
+                .col_expr(
+                    capsule::Column::StatusReason,
+                    Expr::value(format!("The capsule is no longer on host {host}.")),
+                )
+                .col_expr(capsule::Column::UpdatedAt, Expr::value(now()))
+                .filter(capsule::Column::Id.eq(row.id))
+                .exec(&txn)
+                .await
+                .map_err(DbError::query(ctx()))?;
+            touch_project(&txn, &row.project_id)
+                .await
+                .map_err(DbError::query(ctx()))?;
+            txn.commit().await.map_err(DbError::query(ctx()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Takes report `seq` of `host` for capsule `uuid`: advances the capsule's `report_seq` if the
+/// capsule is on `host` and the report is newer, and returns the row. This first write also
+/// locks the row for the rest of the transaction. `None`: not applicable (see `why_not`).
+async fn take_report(
+    txn: &DatabaseTransaction,
+    uuid: &str,
+    host: &str,
+    seq: u64,
+) -> Result<Option<capsule::Model>, sea_orm::DbErr> {
+    let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+    let res = capsule::Entity::update_many()
+        .col_expr(capsule::Column::ReportSeq, Expr::value(seq))
+        .filter(capsule::Column::Uuid.eq(uuid))
+        .filter(capsule::Column::Host.eq(host))
+        .filter(capsule::Column::ReportSeq.lt(seq))
+        .exec(txn)
+        .await?;
+    if res.rows_affected == 0 {
+        return Ok(None);
+    }
+    capsule::Entity::find()
+        .filter(capsule::Column::Uuid.eq(uuid))
+        .one(txn)
+        .await
+}
+
+/// Deletes capsule `id`'s rows (children first).
+pub(crate) async fn remove_rows<C: ConnectionTrait>(db: &C, id: i32) -> Result<(), sea_orm::DbErr> {
+    capsule_container::Entity::delete_many()
+        .filter(capsule_container::Column::CapsuleId.eq(id))
+        .exec(db)
+        .await?;
+    volume_mapping::Entity::delete_many()
+        .filter(volume_mapping::Column::CapsuleId.eq(id))
+        .exec(db)
+        .await?;
+    capsule_security_group::Entity::delete_many()
+        .filter(capsule_security_group::Column::CapsuleId.eq(id))
+        .exec(db)
+        .await?;
+    capsule_template::Entity::delete_by_id(id).exec(db).await?;
+    host_port::Entity::delete_many()
+        .filter(host_port::Column::CapsuleId.eq(id))
+        .exec(db)
+        .await?;
+    capsule::Entity::delete_by_id(id).exec(db).await?;
+    Ok(())
+}
