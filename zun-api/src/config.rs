@@ -21,6 +21,80 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// `[limits]`: what a template may ask for.
     pub limits: LimitsConfig,
+    /// `[rpc]`: the message broker to compute hosts.
+    pub rpc: RpcConfig,
+    /// `[conductor]`: handling of compute hosts' reports.
+    pub conductor: ConductorConfig,
+    /// `[scheduler]`: choosing a compute host.
+    pub scheduler: SchedulerConfig,
+}
+
+/// `[rpc]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RpcConfig {
+    /// `amqp://user:password@host:port/vhost`. Without it there are no compute hosts: every
+    /// capsule ends in `Error` ("There are not enough hosts available.").
+    pub url: Option<String>,
+    /// Most reports handled at once by this API process.
+    pub prefetch: u16,
+    /// How long a request waits for the broker to take a message before leaving it to the
+    /// background publisher, seconds.
+    pub publish_timeout_seconds: u64,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            prefetch: 32,
+            publish_timeout_seconds: 2,
+        }
+    }
+}
+
+/// `[conductor]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConductorConfig {
+    /// Consume compute hosts' reports in this process (any number of API processes may).
+    pub enabled: bool,
+    /// A compute service silent for this long is down (Zun's `service_down_time`).
+    pub service_down_seconds: u64,
+    /// How often to look for capsules stuck on hosts that are down, seconds.
+    pub check_seconds: u64,
+}
+
+impl Default for ConductorConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            service_down_seconds: 20,
+            check_seconds: 5,
+        }
+    }
+}
+
+/// `[scheduler]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// CPUs of a host may be promised this many times over (Nova's default 16).
+    pub cpu_allocation_ratio: f64,
+    /// Memory of a host may be promised this many times over.
+    pub ram_allocation_ratio: f64,
+    /// Zone of hosts that report none, and of capsules that ask for none (Zun's `nova`).
+    pub default_availability_zone: String,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            cpu_allocation_ratio: 16.0,
+            ram_allocation_ratio: 1.0,
+            default_availability_zone: "nova".into(),
+        }
+    }
 }
 
 /// `[api]`.
@@ -252,6 +326,12 @@ impl Config {
         if self.auth.strategy == AuthStrategy::Keystone && self.keystone.password.is_empty() {
             return Err(ConfigError::Invalid(
                 "[keystone] password is required with [auth] strategy = \"keystone\"".into(),
+            ));
+        }
+        if self.scheduler.cpu_allocation_ratio <= 0.0 || self.scheduler.ram_allocation_ratio <= 0.0
+        {
+            return Err(ConfigError::Invalid(
+                "[scheduler] allocation ratios must be positive".into(),
             ));
         }
         if self.limits.minimum_cpus > self.limits.maximum_cpus

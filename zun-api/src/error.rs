@@ -31,9 +31,14 @@ pub enum ApiError {
         /// The rule that refused.
         rule: String,
     },
-    /// 404.
-    #[error("{0}")]
-    NotFound(String),
+    /// 404; `code` is Zun's error code suffix (`container-not-found`, ...).
+    #[error("{message}")]
+    NotFound {
+        /// Zun error code suffix.
+        code: &'static str,
+        /// What was not found.
+        message: String,
+    },
     /// 405 on a known path.
     #[error("The method is not allowed for the requested URL.")]
     MethodNotAllowed,
@@ -79,7 +84,10 @@ impl ApiError {
 
     /// Zun's 404 for a capsule (it reports a container).
     pub fn capsule_not_found(ident: &str) -> Self {
-        Self::NotFound(format!("Container {ident} could not be found."))
+        Self::NotFound {
+            code: "container-not-found",
+            message: format!("Container {ident} could not be found."),
+        }
     }
 
     /// A 500 wrapping an internal error.
@@ -93,7 +101,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -109,7 +117,7 @@ impl ApiError {
         let kind = match self {
             ApiError::BadRequest { code, .. } => code,
             ApiError::Forbidden { .. } => "policy-not-authorized",
-            ApiError::NotFound(_) => "container-not-found",
+            ApiError::NotFound { code, .. } => code,
             ApiError::Conflict(_) => "conflict",
             ApiError::NotAcceptable(_) => "microversion-unsupported",
             _ => "",

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod conductor;
 pub mod config;
 pub mod context;
 pub mod error;
@@ -72,7 +73,12 @@ impl AppState {
             );
         }
         let auth = auth::Authenticator::from_config(&config)?;
-        Ok(Self {
+        let bus = config
+            .rpc
+            .url
+            .as_deref()
+            .map(|url| rpc::Bus::Amqp(rpc::AmqpBus::new(url, "zun-api")));
+        let state = Self {
             limits: Arc::new(config.limits.template_limits()),
             list_cache: app::list_cache::ListCache::new(
                 config.api.list_cache_mib.saturating_mul(1024 * 1024),
@@ -81,6 +87,11 @@ impl AppState {
             db,
             policy: Arc::new(enforcer),
             auth: Arc::new(auth),
+            dispatcher: None,
+        };
+        Ok(match bus {
+            Some(bus) => state.with_bus(bus),
+            None => state,
         })
     }
 }

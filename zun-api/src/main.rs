@@ -94,6 +94,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "the database needs `zun-api db sync` first (pending: {})",
         pending.join(", ")
     );
+    let conductor = state
+        .dispatcher
+        .as_ref()
+        .map(|d| zun_api::conductor::Conductor::start(&state, d));
+    if conductor.is_none() {
+        tracing::warn!("no [rpc] url: no compute host can take capsules");
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
@@ -104,6 +111,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown())
         .await
         .context("serving")?;
+    if let Some(c) = conductor {
+        c.stop().await;
+    }
     tracing::info!("zun-api stopped");
     Ok(())
 }

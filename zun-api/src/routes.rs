@@ -4,6 +4,7 @@
 use axum::extract::Request;
 use axum::http::Uri;
 use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::put;
 use axum::routing::{get, MethodRouter};
 use axum::Router;
 use tower::util::{MapRequest, MapRequestLayer};
@@ -12,6 +13,7 @@ use tower::Layer;
 use crate::auth::auth_layer;
 use crate::context::request_id_layer;
 use crate::handlers::{capsules, root};
+use crate::handlers::{hosts, services};
 use crate::microversion::version_layer;
 use crate::state::AppState;
 
@@ -62,6 +64,18 @@ pub fn router(state: AppState) -> Router {
             "/v1/capsules/{ident}",
             with_405(get(capsules::show).delete(capsules::delete)),
         )
+        .route(
+            "/v1/services",
+            with_405(get(services::list).delete(services::delete)),
+        )
+        .route("/v1/services/enable", with_405(put(services::enable)))
+        .route("/v1/services/disable", with_405(put(services::disable)))
+        .route(
+            "/v1/services/force_down",
+            with_405(put(services::force_down)),
+        )
+        .route("/v1/hosts", with_405(get(hosts::list)))
+        .route("/v1/hosts/{ident}", with_405(get(hosts::show)))
         .layer(from_fn(version_layer));
     Router::new()
         .route("/", with_405(get(root::root)))

@@ -5,6 +5,11 @@ use std::sync::Arc;
 use capsule_types::template::Limits;
 use db::Database;
 
+use std::time::Duration;
+
+use rpc::Bus;
+
+use crate::app::dispatch::Dispatcher;
 use crate::app::list_cache::ListCache;
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -24,4 +29,15 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Rendered list pages, valid while their project's generation is unchanged.
     pub list_cache: ListCache,
+    /// Publishes to compute hosts; none without `[rpc] url` (then no host can take capsules).
+    pub dispatcher: Option<Dispatcher>,
+}
+
+impl AppState {
+    /// The same state talking to compute hosts through `bus` (tests use an in-process bus).
+    pub fn with_bus(mut self, bus: Bus) -> Self {
+        let patience = Duration::from_secs(self.config.rpc.publish_timeout_seconds);
+        self.dispatcher = Some(Dispatcher::new(self.db.clone(), bus, patience));
+        self
+    }
 }

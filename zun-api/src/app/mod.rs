@@ -1,6 +1,12 @@
 //! The application layer: what each API operation does, independent of HTTP extraction.
 
+mod body;
 pub mod capsules;
+pub mod create;
+pub mod dispatch;
+pub mod hosts;
 pub mod list_cache;
 mod names;
 pub mod query;
+pub mod scheduler;
+pub mod services;

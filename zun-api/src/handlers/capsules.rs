@@ -129,7 +129,8 @@ pub async fn delete(
     RawQuery(query): RawQuery,
 ) -> Result<StatusCode, ApiError> {
     let all_projects = app::all_projects_flag(query.as_deref())?;
-    app::delete(&state, &ctx, &ident, all_projects).await?;
+    let force = app::force_flag(query.as_deref())?;
+    app::delete(&state, &ctx, &ident, all_projects, force).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

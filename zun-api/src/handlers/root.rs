@@ -73,7 +73,10 @@ pub async fn healthcheck(State(state): State<AppState>) -> Result<&'static str, 
 
 /// Any path we do not serve.
 pub async fn not_found() -> impl IntoResponse {
-    ApiError::NotFound("The resource could not be found.".into())
+    ApiError::NotFound {
+        code: "",
+        message: "The resource could not be found.".into(),
+    }
 }
 
 /// A known path with a method it does not take.

@@ -3,6 +3,8 @@
 //! is written straight from the database records, without an intermediate value tree.
 
 mod capsule;
+pub mod hosts;
+pub mod services;
 mod time;
 
 pub use capsule::{capsule_json, capsule_list_json, ViewMask};

@@ -1,0 +1,271 @@
+//! `POST /v1/capsules`: validate the template, name the containers, schedule the capsule to a
+//! host and claim its resources there, store it and queue the create for the host, all in one
+//! transaction; then publish the create at once.
+
+use std::collections::{HashMap, HashSet};
+
+use capsule_types::rpc::{
+    compute_queue, CapsuleSpec, ComputeRequest, ContainerRef, Envelope, COMPUTE_BINARY,
+};
+use capsule_types::template::{parse_create_body, ContainerSpec, RestartPolicy, VolumeSource};
+use capsule_types::CapsuleStatus;
+use db::{CapsuleRecord, Claim, DbError, NewCapsule, NewContainer, NewOutbox, NewVolumeMapping};
+use policy::Target;
+use serde_json::{json, Value};
+
+use super::scheduler;
+use crate::context::RequestContext;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Zun's reason for a capsule no host can take.
+pub const NO_VALID_HOST: &str = "There are not enough hosts available.";
+
+/// The outbox entry telling `host` to delete capsule `uuid`.
+pub fn delete_message(host: &str, uuid: &str, request_id: &str) -> Result<NewOutbox, ApiError> {
+    let capsule = uuid.parse().map_err(ApiError::internal)?;
+    let env = Envelope::new(
+        ComputeRequest::DeleteCapsule { capsule },
+        Some(request_id.to_owned()),
+    );
+    Ok(NewOutbox {
+        routing_key: compute_queue(host),
+        payload: serde_json::to_string(&env).map_err(ApiError::internal)?,
+        capsule_uuid: Some(uuid.to_owned()),
+    })
+}
+
+/// `POST /v1/capsules`: validates the template, then stores the capsule with its containers.
+pub async fn create(
+    state: &AppState,
+    ctx: &RequestContext,
+    mut body: Value,
+    query: Option<&str>,
+) -> Result<CapsuleRecord, ApiError> {
+    state
+        .policy
+        .enforce("capsule:create", &Target::owned_by(&ctx.creds), &ctx.creds)?;
+    let Some(project_id) = ctx.identity.project_id.clone() else {
+        // A capsule belongs to a project; a domain- or system-scoped token has none.
+        return Err(ApiError::Forbidden {
+            rule: "capsule:create".into(),
+        });
+    };
+    // Pecan merges query parameters into a JSON object body; the schema then refuses them.
+    if let Value::Object(map) = &mut body {
+        for (k, v) in super::query::pairs(query) {
+            map.insert(k, Value::String(v));
+        }
+    }
+    let mut template = parse_create_body(&body, &state.limits)
+        .map_err(|errors| ApiError::schema(errors.to_string()))?;
+
+    // Zun drops imagePullPolicy for callers the policy does not allow to choose it.
+    let may_pull_policy = state.policy.check(
+        "container:create:image_pull_policy",
+        &Target::owned_by(&ctx.creds),
+        &ctx.creds,
+    );
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let name_base = template.name.clone().unwrap_or_else(|| uuid.clone());
+    let mut taken: HashSet<String> = template
+        .all_containers()
+        .filter_map(|c| c.name.clone())
+        .collect();
+    let auto_remove: HashMap<String, bool> = template
+        .volumes
+        .iter()
+        .map(|v| {
+            let remove = matches!(
+                v.source,
+                VolumeSource::New {
+                    auto_remove: true,
+                    ..
+                }
+            );
+            (v.name.clone(), remove)
+        })
+        .collect();
+    let mut containers = Vec::new();
+    let mut mappings = Vec::new();
+    let capsule_policy = template.restart_policy;
+    let init_count = template.init_containers.len();
+    for (i, spec) in template
+        .init_containers
+        .iter_mut()
+        .chain(template.containers.iter_mut())
+        .enumerate()
+    {
+        let is_init = i < init_count;
+        let position = if is_init { i } else { i - init_count };
+        if !may_pull_policy {
+            spec.image_pull_policy = None;
+        }
+        if spec.name.is_none() {
+            spec.name = Some(super::names::generate(&name_base, &mut taken));
+        }
+        let c = new_container(spec, is_init, position, capsule_policy);
+        for m in &spec.volume_mounts {
+            let auto_remove = auto_remove.get(m.name.as_str()).copied().unwrap_or(false);
+            mappings.push(NewVolumeMapping {
+                container_uuid: c.uuid.clone(),
+                volume_name: m.name.clone(),
+                mount_path: m.mount_path.clone(),
+                read_only: m.read_only,
+                auto_remove,
+            });
+        }
+        containers.push(c);
+    }
+
+    let memory = i64::try_from(template.total_memory_mib()).unwrap_or(i64::MAX);
+    let (policy_name, retries) = zun_restart_policy(capsule_policy, false);
+    let refs: Vec<ContainerRef> = containers
+        .iter()
+        .map(|c| {
+            Ok(ContainerRef {
+                uuid: c.uuid.parse().map_err(ApiError::internal)?,
+                name: c.name.clone(),
+                is_init: c.is_init,
+                position: usize::try_from(c.position).unwrap_or_default(),
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    let spec = CapsuleSpec {
+        uuid: uuid.parse().map_err(ApiError::internal)?,
+        name: template.name.clone(),
+        project_id: project_id.clone(),
+        template: template.clone(),
+        containers: refs,
+    };
+    let payload = serde_json::to_string(&Envelope::new(
+        ComputeRequest::CreateCapsule {
+            capsule: Box::new(spec),
+        },
+        Some(ctx.request_id.0.clone()),
+    ))
+    .map_err(ApiError::internal)?;
+    let base = NewCapsule {
+        uuid: uuid.clone(),
+        name: template.name.clone(),
+        project_id,
+        user_id: ctx.identity.user_id.clone(),
+        status: CapsuleStatus::Creating.as_str().into(),
+        status_reason: None,
+        host: None,
+        availability_zone: template.availability_zone.clone(),
+        cpu: template.total_cpu(),
+        memory,
+        restart_policy: policy_name.into(),
+        restart_max_retries: retries,
+        labels: json!(template.labels),
+        annotations: template.annotations.clone(),
+        template: serde_json::to_value(&template).map_err(ApiError::internal)?,
+        security_groups: template.security_groups.clone(),
+        containers,
+        volume_mappings: mappings,
+        claim: None,
+        outbox: Vec::new(),
+    };
+    let request = scheduler::Request {
+        cpu: base.cpu,
+        memory_mib: memory,
+        ports: template
+            .host_ports()
+            .into_iter()
+            .map(|(port, proto)| (proto.as_str().to_owned(), port))
+            .collect(),
+        availability_zone: template.availability_zone.clone(),
+    };
+    if let Some(dispatcher) = &state.dispatcher {
+        let candidates = state
+            .db
+            .placement_candidates(COMPUTE_BINARY, &request.ports)
+            .await?;
+        let cfg = &state.config;
+        for host in scheduler::rank(candidates, &request, &cfg.scheduler, &cfg.conductor) {
+            let mut new = base.clone();
+            new.host = Some(host.clone());
+            new.claim = Some(Claim {
+                host: host.clone(),
+                cpu: request.cpu,
+                memory_mib: memory,
+                ports: request.ports.clone(),
+                cpu_allocation_ratio: cfg.scheduler.cpu_allocation_ratio,
+                ram_allocation_ratio: cfg.scheduler.ram_allocation_ratio,
+            });
+            new.outbox = vec![NewOutbox {
+                routing_key: compute_queue(&host),
+                payload: payload.clone(),
+                capsule_uuid: Some(uuid.clone()),
+            }];
+            match state.db.create_capsule(new).await {
+                Ok((rec, ids)) => {
+                    tracing::info!(capsule = %uuid, %host, "capsule scheduled");
+                    dispatcher.publish_now(&ids).await;
+                    return Ok(rec);
+                }
+                // Another create took what was left there first: try the next host.
+                Err(DbError::ClaimFailed { host, reason }) => {
+                    tracing::debug!(capsule = %uuid, %host, %reason, "claim refused");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    // No host can take it: Zun's answer is 202 with the capsule in Error.
+    let new = NewCapsule {
+        status: CapsuleStatus::Error.as_str().into(),
+        status_reason: Some(NO_VALID_HOST.to_owned()),
+        ..base
+    };
+    let (rec, _) = state.db.create_capsule(new).await?;
+    tracing::info!(capsule = %uuid, "no host can take the capsule");
+    Ok(rec)
+}
+
+/// Zun's restart policy `(Name, MaximumRetryCount)` of a container. Init containers of an
+/// `Always` capsule retry on failure up to 10 times, as in Zun (without Zun's bug of passing
+/// that policy on to the application containers).
+fn zun_restart_policy(p: RestartPolicy, init: bool) -> (&'static str, i32) {
+    match (p, init) {
+        (RestartPolicy::Always, true) => ("on-failure", 10),
+        (p, _) => (p.zun_name(), 0),
+    }
+}
+
+fn new_container(
+    spec: &ContainerSpec,
+    is_init: bool,
+    position: usize,
+    policy: RestartPolicy,
+) -> NewContainer {
+    let (restart_policy, restart_max_retries) = zun_restart_policy(policy, is_init);
+    NewContainer {
+        uuid: uuid::Uuid::new_v4().to_string(),
+        is_init,
+        position: i32::try_from(position).unwrap_or(i32::MAX),
+        name: spec.name.clone().unwrap_or_default(),
+        image: spec.image.clone(),
+        command: json!(spec.zun_command()),
+        environment: json!(spec.env),
+        workdir: spec.work_dir.clone(),
+        ports: json!(spec
+            .ports
+            .iter()
+            .map(|p| p.container_port)
+            .collect::<Vec<_>>()),
+        image_pull_policy: spec
+            .image_pull_policy
+            .map(|p| p.as_zun_str())
+            .unwrap_or("always")
+            .into(),
+        cpu: spec.cpu,
+        memory: spec.memory_mib.and_then(|m| i64::try_from(m).ok()),
+        status: CapsuleStatus::Creating.as_str().into(),
+        restart_policy: restart_policy.into(),
+        restart_max_retries,
+        interactive: spec.stdin,
+        tty: spec.tty,
+    }
+}

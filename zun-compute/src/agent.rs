@@ -1,0 +1,118 @@
+//! The agent: consumes this host's queue, runs the manager's handlers, and keeps heartbeats
+//! and reconciliation going, until told to stop. Capsules keep running while the agent is down
+//! (their runtime does not depend on it); on start it reports every capsule it has again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use capsule_types::rpc::{compute_queue, ComputeRequest, Envelope, Heartbeat, COMPUTE_BINARY};
+use rpc::{Bus, Delivery, Disposition, QueueSpec, TypedHandler};
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::driver::RuntimeDriver;
+use crate::manager::Manager;
+
+/// A running agent.
+pub struct Agent<D> {
+    manager: Arc<Manager<D>>,
+    bus: Bus,
+    config: Config,
+    host: String,
+}
+
+impl<D: RuntimeDriver> Agent<D> {
+    /// An agent for `config`'s host.
+    pub fn new(manager: Manager<D>, bus: Bus, config: Config) -> Self {
+        let host = config.host();
+        Self {
+            manager: Arc::new(manager),
+            bus,
+            config,
+            host,
+        }
+    }
+
+    /// The manager (tests inspect it).
+    pub fn manager(&self) -> &Arc<Manager<D>> {
+        &self.manager
+    }
+
+    /// Runs until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let host = self.host.clone();
+        tracing::info!(%host, queue = %compute_queue(&host), "zun-compute starting");
+        // First tell the API how things stand: what happened while we were away.
+        self.heartbeat().await;
+        if let Err(e) = self.manager.report_all().await {
+            tracing::warn!(error = %e, "initial report incomplete; reconciliation retries");
+        }
+        let manager = self.manager.clone();
+        let handler = TypedHandler::new(move |env: Envelope<ComputeRequest>, d: Delivery| {
+            let manager = manager.clone();
+            let span = tracing::info_span!(
+                "rpc",
+                message = %env.id,
+                method = env.body.method(),
+                capsule = ?env.body.capsule(),
+                request_id = env.request_id.as_deref().unwrap_or("-"),
+                redelivered = d.redelivered,
+            );
+            async move {
+                match manager.handle(env.body).await {
+                    Ok(()) => Disposition::Ack,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "request failed; it will be retried");
+                        Disposition::Retry(Duration::from_secs(1))
+                    }
+                }
+            }
+            .instrument(span)
+        });
+        let consumer = self.bus.consume(
+            QueueSpec::named(&compute_queue(&host), self.config.rpc.prefetch),
+            handler,
+        );
+        let hb_every = Duration::from_secs(self.config.compute.heartbeat_seconds.max(1));
+        let rc_every = Duration::from_secs(self.config.compute.reconcile_seconds.max(1));
+        let mut hb = tokio::time::interval(hb_every);
+        let mut rc = tokio::time::interval(rc_every);
+        hb.tick().await;
+        rc.tick().await;
+        loop {
+            tokio::select! {
+                _ = hb.tick() => self.heartbeat().await,
+                _ = rc.tick() => {
+                    if let Err(e) = self.manager.reconcile().await {
+                        tracing::warn!(error = %e, "reconciliation failed");
+                    }
+                }
+                _ = stop.changed() => break,
+            }
+        }
+        consumer.stop().await;
+        tracing::info!("zun-compute stopped");
+    }
+
+    async fn heartbeat(&self) {
+        let capsules = match self.manager.capsules() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list capsules for the heartbeat");
+                return;
+            }
+        };
+        let hb = Heartbeat {
+            host: self.host.clone(),
+            binary: COMPUTE_BINARY.into(),
+            availability_zone: self.config.compute.availability_zone.clone(),
+            resources: crate::host::resources(&self.config.resources),
+            capsules,
+            seq: 0,
+        };
+        if let Err(e) = self.manager.reporter().heartbeat(hb).await {
+            tracing::warn!(error = %e, "heartbeat not sent");
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! Runtime drivers: what actually runs a capsule on this host. Chosen from the configuration at
+//! start; the control logic (manager, reconcile) only sees the trait.
+
+pub mod fake;
+
+use std::future::Future;
+
+use capsule_types::rpc::{CapsuleSpec, CapsuleState};
+use uuid::Uuid;
+
+/// A runtime failure, in words a user can act on (it becomes the capsule's `status_reason`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DriverError(pub String);
+
+/// Runs capsules.
+pub trait RuntimeDriver: Send + Sync + 'static {
+    /// Builds and starts the capsule and returns its state once its containers run (or it
+    /// failed). On failure it undoes whatever it did. Called again for a capsule whose earlier
+    /// create was interrupted: it must cope with leftovers of that attempt.
+    fn create(
+        &self,
+        spec: &CapsuleSpec,
+    ) -> impl Future<Output = Result<CapsuleState, DriverError>> + Send;
+
+    /// Tears the capsule down. Idempotent: a capsule it does not know is already gone.
+    fn delete(&self, capsule: Uuid) -> impl Future<Output = Result<(), DriverError>> + Send;
+
+    /// The capsule's current state as the runtime sees it; `None` if the runtime has nothing
+    /// of it.
+    fn inspect(
+        &self,
+        spec: &CapsuleSpec,
+    ) -> impl Future<Output = Result<Option<CapsuleState>, DriverError>> + Send;
+}

@@ -1,0 +1,45 @@
+//! The compute agent: receives capsule work for its host over AMQP (`zun-compute.<host>`), runs
+//! it through a runtime driver, remembers it across restarts, and reports every state change
+//! and a heartbeat to the conductor. It holds broker credentials only, never the database's.
+
+pub mod agent;
+pub mod config;
+pub mod driver;
+pub mod host;
+pub mod manager;
+pub mod reporter;
+pub mod store;
+
+use std::time::Duration;
+
+use rpc::Bus;
+
+pub use agent::Agent;
+pub use config::Config;
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The state directory is unusable.
+    #[error("cannot open the state directory")]
+    Store(#[from] store::StoreError),
+    /// The driver could not start.
+    #[error("cannot start the runtime driver")]
+    Driver(#[from] driver::DriverError),
+}
+
+/// Builds the agent `config` describes, with the fake driver, on `bus`.
+pub fn fake_agent(
+    config: Config,
+    bus: Bus,
+) -> Result<Agent<driver::fake::FakeRuntime>, StartError> {
+    let dir = &config.compute.state_dir;
+    let store = store::Store::open(dir)?;
+    let driver = driver::fake::FakeRuntime::new(
+        &dir.join("runtime"),
+        Duration::from_millis(config.runtime.fake_create_ms),
+    )?;
+    let reporter = reporter::Reporter::new(bus.clone(), &config.host());
+    let manager = manager::Manager::new(driver, store, reporter);
+    Ok(Agent::new(manager, bus, config))
+}

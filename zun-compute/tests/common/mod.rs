@@ -1,0 +1,325 @@
+//! A whole control plane on loopback for one test: a private RabbitMQ, a zun-api (noauth,
+//! SQLite, conductor running) serving HTTP, and `zun-compute` agents run as real processes
+//! with the fake runtime. Everything is stopped and removed when the stack is dropped.
+
+// Shared by several test crates; each uses part of it.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rpc::testing::PrivateBroker;
+use serde_json::{json, Value};
+use zun_api::conductor::Conductor;
+use zun_api::{AppState, Config};
+
+/// A compute agent process.
+pub struct Compute {
+    /// Host name.
+    pub host: String,
+    /// Its state directory.
+    pub state_dir: PathBuf,
+    config: PathBuf,
+    child: Option<Child>,
+}
+
+impl Compute {
+    /// Kills it with SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again (after `kill9`).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        self.child = Some(spawn_compute(&self.config, &self.state_dir));
+    }
+
+    /// The fake runtime's journal: `create <uuid>` / `delete <uuid>` lines.
+    pub fn journal(&self) -> Vec<String> {
+        std::fs::read_to_string(self.state_dir.join("runtime/fake-runtime.journal"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Capsules live in the fake runtime now.
+    pub fn live(&self) -> Vec<String> {
+        let t: HashMap<String, Value> =
+            std::fs::read(self.state_dir.join("runtime/fake-runtime.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+        t.into_keys().collect()
+    }
+}
+
+impl Drop for Compute {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn spawn_compute(config: &PathBuf, state_dir: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state_dir.join("agent.log"))
+        .expect("agent log");
+    Command::new(env!("CARGO_BIN_EXE_zun-compute"))
+        .arg("--config")
+        .arg(config)
+        .env("ZUN_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start zun-compute")
+}
+
+/// The control plane.
+pub struct Stack {
+    /// The broker (a test may take it out to restart it, and put it back).
+    pub broker: Option<PrivateBroker>,
+    broker_url: String,
+    /// API base URL.
+    pub api: String,
+    /// API state (direct database checks).
+    pub state: AppState,
+    conductor: Option<Conductor>,
+    server: tokio::task::JoinHandle<()>,
+    dir: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.server.abort();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Who calls (noauth headers): `(user, project, roles)`.
+pub const DEMO: (&str, &str, &str) = ("demo-user", "demo", "member,reader");
+/// An admin.
+pub const ADMIN: (&str, &str, &str) = ("admin-user", "admin", "admin,member,reader");
+
+impl Stack {
+    /// Starts broker, API and conductor; hosts are down after 3 s of silence.
+    pub async fn start() -> Self {
+        Self::start_with(3).await
+    }
+
+    /// Starts broker, API and conductor; hosts are down after `service_down_seconds`.
+    pub async fn start_with(service_down_seconds: u64) -> Self {
+        let broker = tokio::task::spawn_blocking(PrivateBroker::start)
+            .await
+            .expect("broker");
+        let dir = std::env::temp_dir().join(format!("zc-stack-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let toml = format!(
+            "[auth]\nstrategy = \"noauth\"\n[database]\nurl = \"sqlite://{}/zun.db\"\n\
+             [rpc]\nurl = \"{}\"\n[conductor]\nservice_down_seconds = {service_down_seconds}\n\
+             check_seconds = 1\n",
+            dir.display(),
+            broker.url()
+        );
+        let config = Config::parse(&toml).unwrap_or_else(|e| panic!("config: {e}"));
+        let state = AppState::from_config(config).await.unwrap();
+        state.db.migrate().await.unwrap();
+        let conductor = state
+            .dispatcher
+            .as_ref()
+            .map(|d| Conductor::start(&state, d));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = format!("http://{}", listener.local_addr().unwrap());
+        let svc = axum::ServiceExt::<axum::extract::Request>::into_make_service(zun_api::service(
+            state.clone(),
+        ));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, svc).await;
+        });
+        Self {
+            broker_url: broker.url(),
+            broker: Some(broker),
+            api,
+            state,
+            conductor,
+            server,
+            dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Starts a compute agent for `host` offering `memory_mib` and 2 CPUs; each create takes
+    /// `create_ms`. Waits until the API sees it up.
+    pub async fn compute(&self, host: &str, memory_mib: u64, create_ms: u64) -> Compute {
+        let state_dir = self.dir.join(format!("compute-{host}"));
+        std::fs::create_dir_all(&state_dir).unwrap();
+        let config = state_dir.join("zun-compute.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[compute]\nhost = \"{host}\"\nstate_dir = \"{}\"\nheartbeat_seconds = 1\n\
+                 reconcile_seconds = 2\n[rpc]\nurl = \"{}\"\n[runtime]\nfake_create_ms = {create_ms}\n\
+                 [resources]\ncpus = 2.0\nmemory_mib = {memory_mib}\n",
+                state_dir.display(),
+                self.broker_url
+            ),
+        )
+        .unwrap();
+        let c = Compute {
+            host: host.to_owned(),
+            child: Some(spawn_compute(&config, &state_dir)),
+            state_dir,
+            config,
+        };
+        self.wait_service(host, true, Duration::from_secs(30)).await;
+        c
+    }
+
+    /// Waits until `host`'s compute service is up (or down).
+    pub async fn wait_service(&self, host: &str, up: bool, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let r = self
+                .call(ADMIN, reqwest::Method::GET, "/v1/services", None)
+                .await;
+            let is_up = r.1["services"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| s["host"] == host && s["state"] == "up");
+            if is_up == up {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "service {host} never went {}",
+                if up { "up" } else { "down" }
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// An HTTP call at microversion 1.40.
+    pub async fn call(
+        &self,
+        who: (&str, &str, &str),
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.api))
+            .header("x-user-id", who.0)
+            .header("x-project-id", who.1)
+            .header("x-roles", who.2)
+            .header("openstack-api-version", "container 1.40");
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("API answers");
+        let status = resp.status().as_u16();
+        let json = resp.json().await.unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    /// Creates a capsule with `n_containers` busybox containers and `memory` MiB; its uuid.
+    pub async fn create(&self, name: &str, memory: u64) -> String {
+        let t = json!({"template": {"kind": "capsule", "metadata": {"name": name},
+            "spec": {"containers": [{"image": "busybox", "command": ["sleep", "3600"],
+                "resources": {"requests": {"memory": memory}}}]}}});
+        let (status, body) = self
+            .call(DEMO, reqwest::Method::POST, "/v1/capsules", Some(&t))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        body["uuid"].as_str().unwrap().to_owned()
+    }
+
+    /// The capsule as an admin sees it (with `host`); `None` once it is gone.
+    pub async fn show(&self, uuid: &str) -> Option<Value> {
+        let (status, body) = self
+            .call(
+                ADMIN,
+                reqwest::Method::GET,
+                &format!("/v1/capsules/{uuid}"),
+                None,
+            )
+            .await;
+        match status {
+            200 => Some(body),
+            404 => None,
+            other => panic!("GET {uuid}: {other} {body}"),
+        }
+    }
+
+    /// Waits until the capsule's status is `want`; returns it.
+    pub async fn wait_status(&self, uuid: &str, want: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let c = self.show(uuid).await;
+            if let Some(c) = &c {
+                if c["status"] == want {
+                    return c.clone();
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "capsule {uuid} never reached {want}; last: {c:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the capsule is gone.
+    pub async fn wait_gone(&self, uuid: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while let Some(c) = self.show(uuid).await {
+            assert!(
+                Instant::now() < deadline,
+                "capsule {uuid} never went away: {c}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// DELETE as demo (or admin with `force`).
+    pub async fn delete(&self, uuid: &str, force: bool) -> u16 {
+        let (who, path) = if force {
+            (ADMIN, format!("/v1/capsules/{uuid}?force=true"))
+        } else {
+            (DEMO, format!("/v1/capsules/{uuid}"))
+        };
+        self.call(who, reqwest::Method::DELETE, &path, None).await.0
+    }
+
+    /// Stops the conductor (end of test).
+    pub async fn stop(mut self) {
+        if let Some(c) = self.conductor.take() {
+            c.stop().await;
+        }
+    }
+}
+
+/// How often each capsule appears in `create` and `delete` journal lines.
+pub fn journal_counts(lines: &[String]) -> HashMap<String, (usize, usize)> {
+    let mut m: HashMap<String, (usize, usize)> = HashMap::new();
+    for l in lines {
+        if let Some((what, id)) = l.split_once(' ') {
+            let e = m.entry(id.to_owned()).or_default();
+            match what {
+                "create" => e.0 += 1,
+                "delete" => e.1 += 1,
+                _ => {}
+            }
+        }
+    }
+    m
+}

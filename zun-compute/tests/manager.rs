@@ -1,0 +1,221 @@
+//! The capsule manager's rules with the fake runtime and the in-process bus: a create is done
+//! once however often it is delivered, a delete wins over a create that arrives after it, an
+//! interrupted create is redone, and every outcome is reported.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use capsule_types::rpc::{
+    CapsuleSpec, ComputeRequest, ConductorEvent, ContainerRef, Envelope, CONDUCTOR_QUEUE,
+};
+use capsule_types::template::{CapsuleTemplate, ContainerSpec};
+use capsule_types::CapsuleStatus;
+use rpc::{Bus, Delivery, Disposition, MemoryBus, QueueSpec, TypedHandler};
+use zun_compute::driver::fake::FakeRuntime;
+use zun_compute::driver::RuntimeDriver;
+use zun_compute::manager::Manager;
+use zun_compute::reporter::Reporter;
+use zun_compute::store::{Record, Store};
+
+struct Harness {
+    manager: Manager<FakeRuntime>,
+    events: Arc<Mutex<Vec<ConductorEvent>>>,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn harness() -> Harness {
+    let dir = std::env::temp_dir().join(format!("zc-mgr-{}", uuid::Uuid::new_v4()));
+    let bus = Bus::Memory(MemoryBus::new());
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = events.clone();
+    // The consumer keeps running on the test's runtime.
+    let _ = bus.consume(
+        QueueSpec::named(CONDUCTOR_QUEUE, 8),
+        TypedHandler::new(move |env: Envelope<ConductorEvent>, _d: Delivery| {
+            ev.lock().unwrap().push(env.body);
+            async { Disposition::Ack }
+        }),
+    );
+    let manager = Manager::new(
+        FakeRuntime::new(&dir.join("runtime"), Duration::ZERO).unwrap(),
+        Store::open(&dir).unwrap(),
+        Reporter::new(bus, "h1"),
+    );
+    Harness {
+        manager,
+        events,
+        dir,
+    }
+}
+
+fn spec() -> CapsuleSpec {
+    let mut c = ContainerSpec::new("busybox");
+    c.name = Some("a".into());
+    CapsuleSpec {
+        uuid: uuid::Uuid::new_v4(),
+        name: Some("t".into()),
+        project_id: "p".into(),
+        template: CapsuleTemplate {
+            name: Some("t".into()),
+            labels: Default::default(),
+            annotations: None,
+            availability_zone: None,
+            restart_policy: Default::default(),
+            init_containers: vec![],
+            containers: vec![c],
+            volumes: vec![],
+            security_groups: vec!["default".into()],
+        },
+        containers: vec![ContainerRef {
+            uuid: uuid::Uuid::new_v4(),
+            name: "a".into(),
+            is_init: false,
+            position: 0,
+        }],
+    }
+}
+
+impl Harness {
+    fn journal(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("runtime/fake-runtime.journal"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    async fn events(&self, n: usize) -> Vec<ConductorEvent> {
+        for _ in 0..200 {
+            if self.events.lock().unwrap().len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.events.lock().unwrap().clone()
+    }
+}
+
+fn create(s: &CapsuleSpec) -> ComputeRequest {
+    ComputeRequest::CreateCapsule {
+        capsule: Box::new(s.clone()),
+    }
+}
+
+#[tokio::test]
+async fn a_redelivered_create_is_reported_not_redone() {
+    let h = harness();
+    let s = spec();
+    h.manager.handle(create(&s)).await.unwrap();
+    h.manager.handle(create(&s)).await.unwrap();
+    assert_eq!(h.journal(), vec![format!("create {}", s.uuid)]);
+    let ev = h.events(2).await;
+    assert_eq!(ev.len(), 2, "both deliveries are answered with the state");
+    for e in ev {
+        let ConductorEvent::CapsuleState { state, seq, .. } = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(state.status, CapsuleStatus::Running);
+        assert_eq!(state.containers[0].status, CapsuleStatus::Running);
+        assert!(seq > 0);
+    }
+    assert_eq!(h.manager.capsules().unwrap(), vec![s.uuid]);
+}
+
+#[tokio::test]
+async fn delete_then_late_create_leaves_nothing() {
+    let h = harness();
+    let s = spec();
+    h.manager
+        .handle(ComputeRequest::DeleteCapsule { capsule: s.uuid })
+        .await
+        .unwrap();
+    h.manager.handle(create(&s)).await.unwrap();
+    assert!(h.journal().is_empty(), "nothing was built");
+    assert!(h.manager.capsules().unwrap().is_empty());
+    let ev = h.events(2).await;
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert!(ev.iter().all(
+        |e| matches!(e, ConductorEvent::CapsuleDeleted { capsule, .. } if *capsule == s.uuid)
+    ));
+}
+
+#[tokio::test]
+async fn delete_is_idempotent_and_reports_each_time() {
+    let h = harness();
+    let s = spec();
+    h.manager.handle(create(&s)).await.unwrap();
+    for _ in 0..2 {
+        h.manager
+            .handle(ComputeRequest::DeleteCapsule { capsule: s.uuid })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        h.journal(),
+        vec![format!("create {}", s.uuid), format!("delete {}", s.uuid)]
+    );
+    let ev = h.events(3).await;
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, ConductorEvent::CapsuleDeleted { .. }))
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn an_interrupted_create_is_redone_on_reconcile() {
+    let h = harness();
+    let s = spec();
+    // What a crash between "remember the intent" and "create finished" leaves behind.
+    let store = Store::open(&h.dir).unwrap();
+    store
+        .put(&Record {
+            spec: s.clone(),
+            state: capsule_types::rpc::CapsuleState {
+                capsule: s.uuid,
+                status: CapsuleStatus::Creating,
+                status_reason: None,
+                containers: vec![],
+                addresses: serde_json::json!({}),
+            },
+            settled: false,
+            unreported: false,
+        })
+        .unwrap();
+    h.manager.reconcile().await.unwrap();
+    assert_eq!(h.journal(), vec![format!("create {}", s.uuid)]);
+    let ev = h.events(1).await;
+    assert!(
+        matches!(&ev[0], ConductorEvent::CapsuleState { state, .. } if state.status == CapsuleStatus::Running)
+    );
+    // Settled now: another reconcile changes nothing and owes no report.
+    h.manager.reconcile().await.unwrap();
+    assert_eq!(h.journal().len(), 1);
+}
+
+#[tokio::test]
+async fn a_capsule_gone_from_the_runtime_is_reported_as_error() {
+    let h = harness();
+    let s = spec();
+    h.manager.handle(create(&s)).await.unwrap();
+    // Its containers vanish behind the agent's back.
+    FakeRuntime::new(&h.dir.join("runtime"), Duration::ZERO)
+        .unwrap()
+        .delete(s.uuid)
+        .await
+        .unwrap();
+    h.manager.reconcile().await.unwrap();
+    let ev = h.events(2).await;
+    let ConductorEvent::CapsuleState { state, .. } = ev.last().unwrap() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(state.status, CapsuleStatus::Error);
+    assert!(state.status_reason.as_deref().unwrap().contains("gone"));
+}
