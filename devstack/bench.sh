@@ -3,6 +3,7 @@
 # figures (p50/p99 and rates). Brings the stack up first, like run-tests.sh.
 #   devstack/bench.sh          every benchmark
 #   devstack/bench.sh api      GET /v1/capsules throughput and API create latency
+#   devstack/bench.sh rpc      compute RPC round trip and message rates
 set -euo pipefail
 
 TOP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,13 +15,14 @@ STACK_DIR=${STACK_DIR:-/opt/capsule}
 source "$STACK_DIR/etc/test-env"
 cd "$TOP_DIR"
 if (($# == 0)); then
-    set -- api
+    set -- api rpc
 fi
 for bench in "$@"; do
     case $bench in
         api) cargo bench --locked -p zun-api --bench api ;;
+        rpc) cargo bench --locked -p zun-compute --bench rpc ;;
         *)
-            echo "unknown benchmark $bench (known: api)" >&2
+            echo "unknown benchmark $bench (known: api, rpc)" >&2
             exit 2
             ;;
     esac

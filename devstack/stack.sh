@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # devstack/stack.sh: install, configure and start every real component of a capsule cloud on
-# this host (as root): Keystone, PostgreSQL, the python clients, zun-api; then run the main job.
+# this host (as root): Keystone, PostgreSQL, RabbitMQ, the python clients, zun-api, zun-compute;
+# then run the main job.
 #
 # Idempotent: a second run changes nothing that works and restarts nothing that runs, unless
 # its binary or configuration changed.
@@ -8,7 +9,9 @@
 # Knobs (environment):
 #   STACK_DIR=/opt/capsule     state: etc/ (config, passwords), logs/, pids/, data/, venvs
 #   DATABASE=sqlite|postgres   zun-api's database (PostgreSQL is always started, for tests)
-#   KEYSTONE_PORT=5000  ZUN_API_PORT=9517
+#   KEYSTONE_PORT=5000  ZUN_API_PORT=9517  RABBIT_PORT=5672
+#   COMPUTE_HOST=$(hostname -s)  host name of the zun-compute on this machine
+#   EXTRA_COMPUTE_HOSTS="compute2 ..."  more zun-computes here, one per name (scheduler tests)
 #   ZUN_DB_USER=zun ZUN_DB_NAME=zun ZUN_TEST_DB_NAME=zun_test   PostgreSQL role and databases
 set -euo pipefail
 shopt -s inherit_errexit
@@ -22,6 +25,8 @@ source "$TOP_DIR/lib/common"
 source "$TOP_DIR/lib/keystone"
 # shellcheck source=devstack/lib/postgres
 source "$TOP_DIR/lib/postgres"
+# shellcheck source=devstack/lib/rabbitmq
+source "$TOP_DIR/lib/rabbitmq"
 # shellcheck source=devstack/lib/clients
 source "$TOP_DIR/lib/clients"
 # shellcheck source=devstack/lib/zun
@@ -34,7 +39,7 @@ EXAMPLE_CAPSULE=${EXAMPLE_CAPSULE:-$REPO_DIR/examples/minimal.yaml}
 # Debian packages everything below needs (one apt-get install, update only when one is missing).
 PACKAGES=(
     python3 python3-venv python3-dev build-essential libffi-dev libssl-dev
-    postgresql postgresql-client
+    postgresql postgresql-client rabbitmq-server
     curl jq openssl ca-certificates sqlite3 procps iproute2 util-linux
 )
 
@@ -52,18 +57,27 @@ install_packages() {
     step "apt-get install ${missing[*]} (log: $LOG_DIR/apt.log)"
     export DEBIAN_FRONTEND=noninteractive
     run_logged "$LOG_DIR/apt.log" apt-get update
-    run_logged "$LOG_DIR/apt.log" apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+    run_logged "$LOG_DIR/apt.log" rabbitmq_no_autostart \
+        apt-get install -y --no-install-recommends "${PACKAGES[@]}"
 }
 
 zun_steps() {
     install_zun
     configure_zun
     start_zun_api
+    configure_zun_compute
+    start_zun_compute
 }
 
-# The main job: as user demo, create the example capsule (once), list and describe it.
+# capsule_status NAME: the capsule's status as demo sees it, or nothing if there is none.
+capsule_status() {
+    timeout 60 openstack capsule show "$1" -f value -c status 2>/dev/null || true
+}
+
+# The main job: as user demo, create the example capsule (once; again if it failed before),
+# wait until it settles, list and describe it.
 main_job() {
-    local name
+    local name status i
     step "Main job: the example capsule, as user demo"
     [[ -f $EXAMPLE_CAPSULE ]] || die "no $EXAMPLE_CAPSULE"
     set +u
@@ -72,16 +86,32 @@ main_job() {
     set -u
     name=$("$CLIENTS_VENV/bin/python" -c \
         'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["metadata"]["name"])' "$EXAMPLE_CAPSULE")
-    if timeout 60 zun capsule-describe "$name" >/dev/null 2>&1; then
-        info "capsule $name already exists"
+    status=$(capsule_status "$name")
+    if [[ $status == Error ]]; then
+        info "capsule $name is in Error from an earlier run: deleting it to create it again"
+        timeout 60 zun capsule-delete "$name"
+        for ((i = 0; i < 60; i++)); do
+            [[ -n $(capsule_status "$name") ]] || break
+            sleep 1
+        done
+        status=
+    fi
+    if [[ -n $status ]]; then
+        info "capsule $name already exists ($status)"
     else
         info "zun capsule-create -f $EXAMPLE_CAPSULE"
         timeout 60 zun capsule-create -f "$EXAMPLE_CAPSULE"
     fi
+    for ((i = 0; i < 60; i++)); do
+        status=$(capsule_status "$name")
+        [[ $status == Creating || $status == Deleting ]] || break
+        sleep 1
+    done
     info "zun capsule-list"
     timeout 60 zun capsule-list
     info "zun capsule-describe $name"
     timeout 60 zun capsule-describe "$name"
+    [[ $status == Running ]] || die "capsule $name ended $status, not Running (see $LOG_DIR/zun-*.log)"
 }
 
 START=$SECONDS
@@ -101,6 +131,10 @@ start_postgres
 create_postgres_databases
 write_test_env
 
+configure_rabbitmq
+start_rabbitmq
+create_rabbitmq_accounts
+
 install_clients
 
 zun_steps
@@ -114,5 +148,12 @@ cat <<EOF
   Keystone:     $KEYSTONE_AUTH_URL   logs: $KEYSTONE_LOG, $LOG_DIR/keystone-uwsgi.log
   zun-api:      $ZUN_API_URL   config: $ZUN_API_CONF   log: $ZUN_API_LOG
   PostgreSQL:   127.0.0.1:$PG_PORT (role $PG_DB_USER; databases ${PG_DATABASES[*]})   log: /var/log/postgresql/
+  RabbitMQ:     amqp://$RABBIT_USER:***@127.0.0.1:$RABBIT_PORT/$RABBIT_VHOST (node $RABBIT_NODENAME, data $RABBIT_DIR)
+                logs: $RABBIT_LOG_DIR/, $RABBIT_LOG, $EPMD_LOG
+                rabbitmqctl: (source $TOP_DIR/lib/common; source $TOP_DIR/lib/rabbitmq; rabbitmqctl_cmd list_queues -p $RABBIT_VHOST)
   Other logs:   $LOG_DIR/   pids: $PID_DIR/   stop: $TOP_DIR/unstack.sh [--purge]
 EOF
+zun_compute_summary | sed 's/^/  zun-compute:  /'
+if [[ $ZUN_COMPUTE_DRIVER == fake ]]; then
+    warn 'zun-compute runs the "fake" runtime driver: capsules are scheduled, tracked and reported, but no containers run yet (the pod runtime comes with its own issue).'
+fi

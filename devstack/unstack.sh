@@ -3,7 +3,8 @@
 # pg_ctlcluster, and only if stack.sh started it). Data stays in $STACK_DIR.
 #
 #   unstack.sh --purge   also drop the PostgreSQL databases and role stack.sh created and delete
-#                        $STACK_DIR (passwords, keystone database, venvs, logs).
+#                        $STACK_DIR (passwords, keystone database, RabbitMQ node data,
+#                        zun-compute state, venvs, logs).
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -31,6 +32,8 @@ source "$TOP_DIR/lib/common"
 source "$TOP_DIR/lib/keystone"
 # shellcheck source=devstack/lib/postgres
 source "$TOP_DIR/lib/postgres"
+# shellcheck source=devstack/lib/rabbitmq
+source "$TOP_DIR/lib/rabbitmq"
 # shellcheck source=devstack/lib/clients
 source "$TOP_DIR/lib/clients"
 # shellcheck source=devstack/lib/zun
@@ -44,7 +47,9 @@ if [[ ! -d $STACK_DIR ]]; then
 fi
 
 step "Stopping the services started from $STACK_DIR"
+stop_zun_compute
 stop_zun_api
+stop_rabbitmq
 stop_keystone
 
 # Was the cluster started by this stack (then --purge may also remove our conf.d drop-in)?
@@ -79,7 +84,7 @@ if ((PURGE)); then
     fi
 fi
 
-for port in "$KEYSTONE_PORT" "$ZUN_API_PORT"; do
+for port in "$KEYSTONE_PORT" "$ZUN_API_PORT" "$RABBIT_PORT" "$RABBIT_DIST_PORT" "$EPMD_PORT"; do
     if port_open "$port"; then
         warn "something still listens on 127.0.0.1:$port"
     fi
