@@ -144,6 +144,31 @@ pub async fn token(user: User) -> String {
         .to_owned()
 }
 
+/// Waits until `openstack capsule show NAME` (as `user`) says `want`; returns the capsule.
+pub fn wait_status(user: User, name: &str, want: &str, within: std::time::Duration) -> Value {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let r = openstack(user, &["capsule", "show", name, "-f", "json"]);
+        if r.code == Some(0) {
+            let c = r.json();
+            if c["status"] == want {
+                return c;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "capsule {name} never reached {want}: {c}"
+            );
+        } else {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "capsule {name} not shown: {}",
+                r.stderr
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
 /// The repository's `examples/` directory.
 pub fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
