@@ -188,18 +188,34 @@ pub(crate) fn after_marker(p: &ListParams, marker: &Model) -> Condition {
     if p.sort_key == SortKey::Id {
         return Condition::all().add(id_after);
     }
-    let col = p.sort_key.column();
-    match (p.sort_key.value_of(marker), p.sort_dir) {
+    keyset_after(
+        p.sort_key.column(),
+        p.sort_key.value_of(marker),
+        p.sort_dir,
+        id_after,
+    )
+}
+
+/// The rows strictly after a marker whose sort column `col` holds `value` (`None`: NULL),
+/// ordered by `col` in `dir` with NULLs smallest, ties broken by `tie` (the marker's
+/// tie-breaker column compared in the same direction).
+pub(crate) fn keyset_after(
+    col: impl sea_orm::sea_query::IntoColumnRef + Copy,
+    value: Option<Value>,
+    dir: SortDir,
+    tie: SimpleExpr,
+) -> Condition {
+    match (value, dir) {
         (Some(v), SortDir::Asc) => Condition::any()
             .add(Expr::col(col).gt(v.clone()))
-            .add(Condition::all().add(Expr::col(col).eq(v)).add(id_after)),
+            .add(Condition::all().add(Expr::col(col).eq(v)).add(tie)),
         (Some(v), SortDir::Desc) => Condition::any()
             .add(Expr::col(col).lt(v.clone()))
-            .add(Condition::all().add(Expr::col(col).eq(v)).add(id_after))
+            .add(Condition::all().add(Expr::col(col).eq(v)).add(tie))
             .add(Expr::col(col).is_null()),
         (None, SortDir::Asc) => Condition::any()
-            .add(Condition::all().add(Expr::col(col).is_null()).add(id_after))
+            .add(Condition::all().add(Expr::col(col).is_null()).add(tie))
             .add(Expr::col(col).is_not_null()),
-        (None, SortDir::Desc) => Condition::all().add(Expr::col(col).is_null()).add(id_after),
+        (None, SortDir::Desc) => Condition::all().add(Expr::col(col).is_null()).add(tie),
     }
 }

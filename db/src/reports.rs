@@ -141,15 +141,7 @@ impl Database {
                 .await
                 .map_err(DbError::query(ctx()))?;
         } else {
-            capsule::Entity::update_many()
-                .col_expr(capsule::Column::Status, Expr::value("Error"))
-                .col_expr(
-                    capsule::Column::StatusReason,
-                    Expr::value(format!("The capsule is no longer on host {host}.")),
-                )
-                .col_expr(capsule::Column::UpdatedAt, Expr::value(now()))
-                .filter(capsule::Column::Id.eq(row.id))
-                .exec(&txn)
+            mark_lost(&txn, row.id, host)
                 .await
                 .map_err(DbError::query(ctx()))?;
         }
@@ -250,15 +242,7 @@ impl Database {
             else {
                 continue;
             };
-            capsule::Entity::update_many()
-                .col_expr(capsule::Column::Status, Expr::value("Error"))
-                .col_expr(
-                    capsule::Column::StatusReason,
-                    Expr::value(format!("The capsule is no longer on host {host}.")),
-                )
-                .col_expr(capsule::Column::UpdatedAt, Expr::value(now()))
-                .filter(capsule::Column::Id.eq(row.id))
-                .exec(&txn)
+            mark_lost(&txn, row.id, host)
                 .await
                 .map_err(DbError::query(ctx()))?;
             touch_project(&txn, &row.project_id)
@@ -294,6 +278,21 @@ async fn take_report(
         .filter(capsule::Column::Uuid.eq(uuid))
         .one(txn)
         .await
+}
+
+/// Marks capsule `id` `Error`: its host `host` no longer has it (the record stays the user's).
+async fn mark_lost<C: ConnectionTrait>(db: &C, id: i32, host: &str) -> Result<(), sea_orm::DbErr> {
+    capsule::Entity::update_many()
+        .col_expr(capsule::Column::Status, Expr::value("Error"))
+        .col_expr(
+            capsule::Column::StatusReason,
+            Expr::value(format!("The capsule is no longer on host {host}.")),
+        )
+        .col_expr(capsule::Column::UpdatedAt, Expr::value(now()))
+        .filter(capsule::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// Deletes capsule `id`'s rows (children first).

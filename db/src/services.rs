@@ -204,20 +204,12 @@ fn after_node(p: &NodeListParams, marker: &compute_node::Model) -> Condition {
     if p.sort_key == NodeSortKey::Uuid {
         return Condition::all().add(tie);
     }
-    let col = p.sort_key.column();
-    match (p.sort_key.value_of(marker), p.sort_dir) {
-        (Some(v), SortDir::Asc) => Condition::any()
-            .add(Expr::col(col).gt(v.clone()))
-            .add(Condition::all().add(Expr::col(col).eq(v)).add(tie)),
-        (Some(v), SortDir::Desc) => Condition::any()
-            .add(Expr::col(col).lt(v.clone()))
-            .add(Condition::all().add(Expr::col(col).eq(v)).add(tie))
-            .add(Expr::col(col).is_null()),
-        (None, SortDir::Asc) => Condition::any()
-            .add(Condition::all().add(Expr::col(col).is_null()).add(tie))
-            .add(Expr::col(col).is_not_null()),
-        (None, SortDir::Desc) => Condition::all().add(Expr::col(col).is_null()).add(tie),
-    }
+    crate::pagination::keyset_after(
+        p.sort_key.column(),
+        p.sort_key.value_of(marker),
+        p.sort_dir,
+        tie,
+    )
 }
 
 /// `(SELECT COALESCE(<agg>, <zero>) FROM capsules WHERE host = <host>)`.

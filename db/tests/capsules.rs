@@ -1,6 +1,7 @@
 //! The capsule datastore against real SQLite and PostgreSQL: create, scoped lookups, keyset
 //! paging in every sort order, updates and idempotent delete.
 
+#[macro_use]
 mod common;
 
 use common::{with_db, Backend};
@@ -57,17 +58,6 @@ fn capsule(project: &str, name: Option<&str>, host: Option<&str>) -> NewCapsule 
         claim: None,
         outbox: vec![],
     }
-}
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { crate::common::with_db(crate::common::Backend::Sqlite, super::$name).await })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $name() { crate::common::with_db(crate::common::Backend::Postgres, super::$name).await })*
-        }
-    };
 }
 
 both_backends!(

@@ -2,6 +2,7 @@
 //! never overcommit a host even when made concurrently, ports are exclusive per host, reports
 //! apply in order only, and deletes release what a capsule held.
 
+#[macro_use]
 mod common;
 
 use capsule_types::rpc::{CapsuleState, ContainerState};
@@ -11,17 +12,6 @@ use db::{Claim, Database, DbError, NewCapsule, NewOutbox, ReportOutcome, Scope};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use serde_json::json;
 use std::time::Duration;
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { crate::common::with_db(crate::common::Backend::Sqlite, super::$name).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { crate::common::with_db(crate::common::Backend::Postgres, super::$name).await })*
-        }
-    };
-}
 
 both_backends!(
     concurrent_claims_never_overcommit,

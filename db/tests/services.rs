@@ -2,6 +2,7 @@
 //! refresh a host, correct its usage from the capsules placed on it (also while claims run
 //! concurrently), the operator switches, deletes, lookups and keyset paging of nodes.
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeMap;
@@ -16,17 +17,6 @@ use db::{
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { crate::common::with_db(crate::common::Backend::Sqlite, super::$name).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { crate::common::with_db(crate::common::Backend::Postgres, super::$name).await })*
-        }
-    };
-}
 
 both_backends!(
     first_heartbeat_registers_later_ones_refresh,

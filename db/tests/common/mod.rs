@@ -5,6 +5,19 @@ use std::future::Future;
 use db::Database;
 use sea_orm::{ConnectionTrait, Statement};
 
+/// Declares each listed `async fn(Database)` as two tests, `sqlite::<name>` and
+/// `postgres::<name>`, each on a fresh database.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { $crate::common::with_db($crate::common::Backend::Sqlite, super::$name).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { $crate::common::with_db($crate::common::Backend::Postgres, super::$name).await })*
+        }
+    };
+}
+
 /// Which backend a test runs on.
 #[derive(Clone, Copy, Debug)]
 pub enum Backend {
