@@ -133,15 +133,7 @@ pub async fn list(state: &AppState, scope: &Scope, q: &ListQuery) -> Result<Page
 
 /// `force` of a query string (absent: false).
 pub fn force_flag(query: Option<&str>) -> Result<bool, ApiError> {
-    let pairs = super::query::pairs(query);
-    match pairs.iter().rev().find(|(k, _)| k == "force") {
-        None => Ok(false),
-        Some((_, v)) => super::query::parse_bool_strict(v).ok_or_else(|| {
-            ApiError::invalid_value(
-                "Valid force values are: 1, t, true, on, y, yes, 0, f, false, off, n, no",
-            )
-        }),
-    }
+    super::query::flag(&super::query::pairs(query), "force")
 }
 
 /// `all_projects` of a query string.

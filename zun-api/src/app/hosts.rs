@@ -3,7 +3,7 @@
 
 use capsule_types::microversion::ApiVersion;
 use db::entity::compute_node;
-use db::{DbError, NodeListParams, NodeSortKey, SortDir};
+use db::{DbError, NodeListParams, NodeSortKey};
 use policy::Target;
 
 use crate::context::RequestContext;
@@ -53,37 +53,8 @@ fn authorize(state: &AppState, ctx: &RequestContext, rule: &str) -> Result<(), A
 /// messages; `max_limit` caps and defaults `limit`. Other parameters are ignored, as in Zun.
 pub fn parse_query(query: Option<&str>, max_limit: u64) -> Result<NodeListParams, ApiError> {
     let pairs = super::query::pairs(query);
-    let last = |key: &str| {
-        pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
-    let limit = match last("limit") {
-        None => max_limit,
-        Some(v) => match v.trim().parse::<i64>() {
-            Ok(n) if n > 0 => u64::try_from(n).unwrap_or(max_limit).min(max_limit),
-            _ => return Err(ApiError::invalid_value("Limit must be positive integer")),
-        },
-    };
-    let sort_dir = match last("sort_dir") {
-        None | Some("asc") => SortDir::Asc,
-        Some("desc") => SortDir::Desc,
-        Some(other) => {
-            return Err(ApiError::invalid_value(format!(
-                "Invalid sort direction: {other}. Acceptable values are 'asc' or 'desc'"
-            )))
-        }
-    };
-    let sort_key = match last("sort_key") {
-        None => NodeSortKey::Hostname,
-        Some(k) => k.parse().map_err(|()| ApiError::BadRequest {
-            code: "invalid-parameter-value",
-            message: format!("The sort_key value \"{k}\" is an invalid field for sorting"),
-        })?,
-    };
-    let marker = last("marker").filter(|m| !m.is_empty()).map(str::to_owned);
+    let (limit, marker, sort_key, sort_dir) =
+        super::query::paging(&pairs, max_limit, NodeSortKey::Hostname)?;
     Ok(NodeListParams {
         limit,
         marker,
@@ -136,6 +107,7 @@ pub async fn show(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use db::SortDir;
 
     fn err(q: &str) -> String {
         parse_query(Some(q), 1000).unwrap_err().to_string()

@@ -1,4 +1,6 @@
-//! Query-string parameters of the capsule routes, validated with Zun's messages.
+//! Query-string parameters (flags and list paging), validated with Zun's messages.
+
+use std::str::FromStr;
 
 use db::{ListParams, SortDir, SortKey};
 
@@ -24,7 +26,8 @@ pub fn pairs(query: Option<&str>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn last<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+/// The last value of `key`, if given.
+pub fn last<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs
         .iter()
         .rev()
@@ -32,16 +35,57 @@ fn last<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// The `all_projects` flag (absent: false).
-pub fn all_projects(pairs: &[(String, String)]) -> Result<bool, ApiError> {
-    match last(pairs, "all_projects") {
+/// A boolean flag such as `all_projects` or `force` (absent: false).
+pub fn flag(pairs: &[(String, String)], key: &str) -> Result<bool, ApiError> {
+    match last(pairs, key) {
         None => Ok(false),
         Some(v) => parse_bool_strict(v).ok_or_else(|| {
-            ApiError::invalid_value(
-                "Valid all_projects values are: 1, t, true, on, y, yes, 0, f, false, off, n, no",
-            )
+            ApiError::invalid_value(format!(
+                "Valid {key} values are: 1, t, true, on, y, yes, 0, f, false, off, n, no"
+            ))
         }),
     }
+}
+
+/// The `all_projects` flag (absent: false).
+pub fn all_projects(pairs: &[(String, String)]) -> Result<bool, ApiError> {
+    flag(pairs, "all_projects")
+}
+
+/// The paging parameters every Zun list takes: `limit` (capped and defaulted by
+/// `max_limit`), `marker`, `sort_key` (default `default_key`) and `sort_dir`.
+pub fn paging<K: FromStr<Err = ()>>(
+    pairs: &[(String, String)],
+    max_limit: u64,
+    default_key: K,
+) -> Result<(u64, Option<String>, K, SortDir), ApiError> {
+    let limit = match last(pairs, "limit") {
+        None => max_limit,
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(n) if n > 0 => u64::try_from(n).unwrap_or(max_limit).min(max_limit),
+            _ => return Err(ApiError::invalid_value("Limit must be positive integer")),
+        },
+    };
+    let sort_dir = match last(pairs, "sort_dir") {
+        None | Some("asc") => SortDir::Asc,
+        Some("desc") => SortDir::Desc,
+        Some(other) => {
+            return Err(ApiError::invalid_value(format!(
+                "Invalid sort direction: {other}. Acceptable values are 'asc' or 'desc'"
+            )))
+        }
+    };
+    let sort_key = match last(pairs, "sort_key") {
+        None => default_key,
+        Some(k) => k.parse().map_err(|()| ApiError::BadRequest {
+            code: "invalid-parameter-value",
+            message: format!("The sort_key value \"{k}\" is an invalid field for sorting"),
+        })?,
+    };
+    let marker = last(pairs, "marker")
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned);
+    Ok((limit, marker, sort_key, sort_dir))
 }
 
 /// Parameters of `GET /v1/capsules`.
@@ -57,33 +101,7 @@ impl ListQuery {
     /// Parses and validates the query string; `max_limit` caps and defaults `limit`.
     pub fn parse(query: Option<&str>, max_limit: u64) -> Result<Self, ApiError> {
         let pairs = pairs(query);
-        let limit = match last(&pairs, "limit") {
-            None => max_limit,
-            Some(v) => match v.trim().parse::<i64>() {
-                Ok(n) if n > 0 => u64::try_from(n).unwrap_or(max_limit).min(max_limit),
-                _ => return Err(ApiError::invalid_value("Limit must be positive integer")),
-            },
-        };
-        let sort_dir = match last(&pairs, "sort_dir") {
-            None => SortDir::Asc,
-            Some("asc") => SortDir::Asc,
-            Some("desc") => SortDir::Desc,
-            Some(other) => {
-                return Err(ApiError::invalid_value(format!(
-                    "Invalid sort direction: {other}. Acceptable values are 'asc' or 'desc'"
-                )))
-            }
-        };
-        let sort_key = match last(&pairs, "sort_key") {
-            None => SortKey::Id,
-            Some(k) => k.parse().map_err(|()| ApiError::BadRequest {
-                code: "invalid-parameter-value",
-                message: format!("The sort_key value \"{k}\" is an invalid field for sorting"),
-            })?,
-        };
-        let marker = last(&pairs, "marker")
-            .filter(|m| !m.is_empty())
-            .map(str::to_owned);
+        let (limit, marker, sort_key, sort_dir) = paging(&pairs, max_limit, SortKey::Id)?;
         Ok(Self {
             params: ListParams {
                 limit,
