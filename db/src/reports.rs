@@ -228,20 +228,30 @@ impl Database {
             .map_err(DbError::query(format!("listing capsules on {host}")))
     }
 
-    /// Marks capsules of `host` that the host no longer has as `Error` (their record stays).
-    pub async fn mark_missing_on_host(&self, host: &str, uuids: &[String]) -> Result<(), DbError> {
+    /// Marks capsules of `host` that a heartbeat numbered `seq` did not list as `Error` (their
+    /// record stays). Each is checked again under its row lock: only a settled capsule
+    /// (`Running` and the like) whose last applied report is older than the heartbeat is lost; a
+    /// newer report, or another conductor that got there first, leaves it alone.
+    pub async fn mark_missing_on_host(
+        &self,
+        host: &str,
+        seq: u64,
+        uuids: &[String],
+    ) -> Result<u64, DbError> {
+        let mut lost = 0;
         for uuid in uuids {
             let ctx = || format!("marking capsule {uuid} missing from {host}");
             let txn = self.conn.begin().await.map_err(DbError::query(ctx()))?;
-            let Some(row) = capsule::Entity::find()
-                .filter(capsule::Column::Uuid.eq(uuid.as_str()))
-                .filter(capsule::Column::Host.eq(host))
-                .one(&txn)
+            let Some(row) = take_report(&txn, uuid, host, seq)
                 .await
                 .map_err(DbError::query(ctx()))?
             else {
                 continue;
             };
+            if matches!(row.status.as_str(), "Creating" | "Deleting" | "Error") {
+                // Dropping the transaction undoes the report number it took.
+                continue;
+            }
             mark_lost(&txn, row.id, host)
                 .await
                 .map_err(DbError::query(ctx()))?;
@@ -249,8 +259,9 @@ impl Database {
                 .await
                 .map_err(DbError::query(ctx()))?;
             txn.commit().await.map_err(DbError::query(ctx()))?;
+            lost += 1;
         }
-        Ok(())
+        Ok(lost)
     }
 }
 

@@ -20,6 +20,7 @@ both_backends!(
     reports_apply_in_order_and_only_for_the_owning_host,
     deletion_reports_remove_only_what_was_being_deleted,
     creating_capsules_of_dead_hosts_fail,
+    only_heartbeats_newer_than_the_last_report_lose_a_capsule,
 );
 
 async fn node(db: &Database, host: &str, mem: i64, cpus: f64) {
@@ -402,4 +403,47 @@ async fn creating_capsules_of_dead_hosts_fail(db: Database) {
         .unwrap()
         .unwrap();
     assert_eq!(a.capsule.status, "Running");
+}
+
+async fn only_heartbeats_newer_than_the_last_report_lose_a_capsule(db: Database) {
+    node(&db, "h1", 10_000, 8.0).await;
+    let (running, _) = db.create_capsule(capsule_on("h1", 100, &[])).await.unwrap();
+    let (creating, _) = db.create_capsule(capsule_on("h1", 100, &[])).await.unwrap();
+    let r: uuid::Uuid = running.capsule.uuid.parse().unwrap();
+    let c: uuid::Uuid = creating.capsule.uuid.parse().unwrap();
+    db.apply_capsule_state("h1", 10, &state(r, CapsuleStatus::Running, vec![]))
+        .await
+        .unwrap();
+    db.apply_capsule_state("h1", 11, &state(c, CapsuleStatus::Creating, vec![]))
+        .await
+        .unwrap();
+    let both = [running.capsule.uuid.clone(), creating.capsule.uuid.clone()];
+    let status = |uuid: String| {
+        let db = db.clone();
+        async move {
+            db.capsule_by_uuid(&Scope::All, &uuid)
+                .await
+                .unwrap()
+                .unwrap()
+                .capsule
+                .status
+        }
+    };
+    // A heartbeat numbered before the Running report is old news: nothing is lost.
+    assert_eq!(db.mark_missing_on_host("h1", 9, &both).await.unwrap(), 0);
+    assert_eq!(status(running.capsule.uuid.clone()).await, "Running");
+    // Another host's heartbeat never touches h1's capsules.
+    assert_eq!(db.mark_missing_on_host("h2", 50, &both).await.unwrap(), 0);
+    // A newer one loses the settled capsule only; the one still Creating keeps waiting, and
+    // its next report (numbered below the heartbeat) still applies.
+    assert_eq!(db.mark_missing_on_host("h1", 20, &both).await.unwrap(), 1);
+    assert_eq!(status(running.capsule.uuid.clone()).await, "Error");
+    assert_eq!(status(creating.capsule.uuid.clone()).await, "Creating");
+    assert_eq!(
+        db.apply_capsule_state("h1", 12, &state(c, CapsuleStatus::Running, vec![]))
+            .await
+            .unwrap(),
+        ReportOutcome::Applied
+    );
+    assert_eq!(status(creating.capsule.uuid.clone()).await, "Running");
 }

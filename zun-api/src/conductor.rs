@@ -155,7 +155,10 @@ async fn heartbeat(state: &AppState, hb: &Heartbeat) -> Result<Vec<uuid::Uuid>, 
         .collect();
     if !missing.is_empty() {
         tracing::warn!(host = %hb.host, ?missing, "capsules missing from their host");
-        state.db.mark_missing_on_host(&hb.host, &missing).await?;
+        state
+            .db
+            .mark_missing_on_host(&hb.host, hb.seq, &missing)
+            .await?;
     }
     Ok(orphans)
 }

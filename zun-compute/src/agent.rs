@@ -96,6 +96,8 @@ impl<D: RuntimeDriver> Agent<D> {
     }
 
     async fn heartbeat(&self) {
+        // Number first, list second (see `Reporter::seq`).
+        let seq = self.manager.reporter().seq();
         let capsules = match self.manager.capsules() {
             Ok(c) => c,
             Err(e) => {
@@ -109,7 +111,7 @@ impl<D: RuntimeDriver> Agent<D> {
             availability_zone: self.config.compute.availability_zone.clone(),
             resources: crate::host::resources(&self.config.resources),
             capsules,
-            seq: 0,
+            seq,
         };
         if let Err(e) = self.manager.reporter().heartbeat(hb).await {
             tracing::warn!(error = %e, "heartbeat not sent");

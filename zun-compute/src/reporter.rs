@@ -37,8 +37,10 @@ impl Reporter {
         }
     }
 
-    /// The next sequence number.
-    fn seq(&self) -> u64 {
+    /// The next sequence number. A heartbeat takes its number *before* it lists the host's
+    /// capsules: a capsule recorded after that list was made is reported with a larger number,
+    /// so the conductor never reads the heartbeat as newer news of its absence.
+    pub fn seq(&self) -> u64 {
         let mut prev = self.last.load(Ordering::SeqCst);
         loop {
             let next = micros_now().max(prev + 1);
@@ -77,9 +79,9 @@ impl Reporter {
         .await
     }
 
-    /// Sends a heartbeat, numbering it in the same sequence as the state reports.
-    pub async fn heartbeat(&self, mut hb: Heartbeat) -> Result<(), RpcError> {
-        hb.seq = self.seq();
+    /// Sends a heartbeat whose `seq` was taken from [`Reporter::seq`] before its capsule list
+    /// was made.
+    pub async fn heartbeat(&self, hb: Heartbeat) -> Result<(), RpcError> {
         self.send(ConductorEvent::Heartbeat(hb)).await
     }
 }
