@@ -6,8 +6,11 @@ pub mod agent;
 pub mod config;
 pub mod driver;
 pub mod host;
+pub mod image;
 pub mod manager;
+pub mod network;
 pub mod reporter;
+pub mod shim;
 pub mod store;
 
 use std::time::Duration;
