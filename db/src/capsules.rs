@@ -34,7 +34,7 @@ pub enum Scope {
 }
 
 impl Scope {
-    fn condition(&self) -> Condition {
+    pub(crate) fn condition(&self) -> Condition {
         match self {
             Scope::All => Condition::all(),
             Scope::Project(p) => Condition::all().add(capsule::Column::ProjectId.eq(p.clone())),
@@ -381,7 +381,7 @@ impl Database {
     }
 
     /// Loads the containers and security groups of `rows` with one query each.
-    async fn with_children(
+    pub(crate) async fn with_children(
         &self,
         rows: Vec<capsule::Model>,
     ) -> Result<Vec<CapsuleRecord>, DbError> {

@@ -2,6 +2,7 @@
 //! module per resource. SQLite (one host) and PostgreSQL (several hosts) are both supported.
 
 pub mod capsules;
+pub mod containers;
 pub mod entity;
 mod error;
 pub mod migration;
@@ -18,6 +19,7 @@ use sea_orm::{ConnectOptions, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
 
 pub use capsules::{CapsuleRecord, NewCapsule, NewContainer, NewVolumeMapping, Scope};
+pub use containers::ContainerRecord;
 pub use error::DbError;
 pub use outbox::NewOutbox;
 pub use pagination::{ListParams, SortDir, SortKey};

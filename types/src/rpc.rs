@@ -111,6 +111,64 @@ pub enum ComputeRequest {
         /// Capsules to report.
         capsules: Vec<Uuid>,
     },
+    /// Read a container's logs. Legal only as a call (with a reply queue), for a capsule placed
+    /// on this host; answered with a [`LogsReply`]. Reads only.
+    ContainerLogs {
+        /// The capsule.
+        capsule: Uuid,
+        /// The container's name in the capsule.
+        container: String,
+        /// Which lines.
+        query: LogQuery,
+    },
+}
+
+/// Which log lines a caller wants (Zun's `GET /v1/containers/{id}/logs` query).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogQuery {
+    /// Lines the container wrote to standard output.
+    pub stdout: bool,
+    /// Lines the container wrote to standard error.
+    pub stderr: bool,
+    /// Prefix each line with its RFC 3339 time.
+    pub timestamps: bool,
+    /// Only the last this many lines (`None`: all).
+    pub tail: Option<usize>,
+    /// Only lines written at or after this time.
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl Default for LogQuery {
+    fn default() -> Self {
+        Self {
+            stdout: true,
+            stderr: true,
+            timestamps: false,
+            tail: None,
+            since: None,
+        }
+    }
+}
+
+/// The answer to [`ComputeRequest::ContainerLogs`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum LogsReply {
+    /// The lines, joined, each ending in a newline.
+    Logs {
+        /// The text.
+        text: String,
+    },
+    /// The host has no such capsule or container.
+    NotFound {
+        /// Why, for users.
+        message: String,
+    },
+    /// The host cannot read logs now (or its runtime keeps none).
+    Unavailable {
+        /// Why, for users.
+        message: String,
+    },
 }
 
 impl ComputeRequest {
@@ -120,6 +178,7 @@ impl ComputeRequest {
             ComputeRequest::CreateCapsule { capsule } => Some(capsule.uuid),
             ComputeRequest::DeleteCapsule { capsule } => Some(*capsule),
             ComputeRequest::SyncCapsules { .. } => None,
+            ComputeRequest::ContainerLogs { capsule, .. } => Some(*capsule),
         }
     }
 
@@ -129,6 +188,7 @@ impl ComputeRequest {
             ComputeRequest::CreateCapsule { .. } => "create_capsule",
             ComputeRequest::DeleteCapsule { .. } => "delete_capsule",
             ComputeRequest::SyncCapsules { .. } => "sync_capsules",
+            ComputeRequest::ContainerLogs { .. } => "container_logs",
         }
     }
 }

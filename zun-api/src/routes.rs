@@ -12,7 +12,7 @@ use tower::Layer;
 
 use crate::auth::auth_layer;
 use crate::context::request_id_layer;
-use crate::handlers::{capsules, root};
+use crate::handlers::{capsules, containers, root};
 use crate::handlers::{hosts, services};
 use crate::microversion::version_layer;
 use crate::state::AppState;
@@ -73,6 +73,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/services/force_down",
             with_405(put(services::force_down)),
+        )
+        .route(
+            "/v1/containers/{ident}/logs",
+            with_405(get(containers::logs)),
         )
         .route("/v1/hosts", with_405(get(hosts::list)))
         .route("/v1/hosts/{ident}", with_405(get(hosts::show)))

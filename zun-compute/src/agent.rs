@@ -14,6 +14,16 @@ use crate::config::Config;
 use crate::driver::RuntimeDriver;
 use crate::manager::Manager;
 
+/// The next change the driver announces; never, once its channel closed.
+async fn next_change(
+    changes: &mut Option<tokio::sync::broadcast::Receiver<uuid::Uuid>>,
+) -> Result<uuid::Uuid, tokio::sync::broadcast::error::RecvError> {
+    match changes {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// A running agent.
 pub struct Agent<D> {
     manager: Arc<Manager<D>>,
@@ -60,6 +70,23 @@ impl<D: RuntimeDriver> Agent<D> {
                 redelivered = d.redelivered,
             );
             async move {
+                if let ComputeRequest::ContainerLogs {
+                    capsule,
+                    container,
+                    query,
+                } = &env.body
+                {
+                    if !d.wants_reply {
+                        return Disposition::Drop(
+                            "container_logs sent without a reply queue".into(),
+                        );
+                    }
+                    let reply = manager.logs(*capsule, container, query).await;
+                    return match rpc::encode(&Envelope::new(reply, None)) {
+                        Ok(body) => Disposition::Reply(body),
+                        Err(e) => Disposition::Drop(format!("cannot encode the logs reply: {e}")),
+                    };
+                }
                 match manager.handle(env.body).await {
                     Ok(()) => Disposition::Ack,
                     Err(e) => {
@@ -80,8 +107,24 @@ impl<D: RuntimeDriver> Agent<D> {
         let mut rc = tokio::time::interval(rc_every);
         hb.tick().await;
         rc.tick().await;
+        let mut changes = Some(self.manager.changes());
         loop {
             tokio::select! {
+                changed = next_change(&mut changes) => match changed {
+                    Ok(capsule) => {
+                        if let Err(e) = self.manager.handle(ComputeRequest::SyncCapsules {
+                            capsules: vec![capsule],
+                        }).await {
+                            tracing::warn!(%capsule, error = %e, "cannot report a change; reconciliation retries");
+                        }
+                    }
+                    // Missed some: the reconcile timer catches up.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "runtime changes missed; reconciling");
+                    }
+                    // The driver is gone (only at shutdown): the timer still reconciles.
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => changes = None,
+                },
                 _ = hb.tick() => self.heartbeat().await,
                 _ = rc.tick() => {
                     if let Err(e) = self.manager.reconcile().await {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod driver;
 pub mod host;
 pub mod image;
+pub mod logs;
 pub mod manager;
 pub mod network;
 pub mod reporter;

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 
-use capsule_types::rpc::{CapsuleSpec, CapsuleState, ComputeRequest};
+use capsule_types::rpc::{CapsuleSpec, CapsuleState, ComputeRequest, LogQuery, LogsReply};
 use capsule_types::CapsuleStatus;
 use rpc::RpcError;
 use tracing::Instrument;
@@ -94,7 +94,37 @@ impl<D: RuntimeDriver> Manager<D> {
             ComputeRequest::CreateCapsule { capsule } => self.create(*capsule).await,
             ComputeRequest::DeleteCapsule { capsule } => self.delete(capsule).await,
             ComputeRequest::SyncCapsules { capsules } => self.sync(&capsules).await,
+            // A call: the agent answers it with `logs`; as a cast it has nothing to do.
+            ComputeRequest::ContainerLogs { .. } => Ok(()),
         }
+    }
+
+    /// The logs of container `container` (its name) of capsule `id`, if this host has it.
+    pub async fn logs(&self, id: Uuid, container: &str, query: &LogQuery) -> LogsReply {
+        let rec = match self.store.get(id) {
+            Ok(Some(rec)) => rec,
+            Ok(None) => {
+                return LogsReply::NotFound {
+                    message: format!("Capsule {id} is not on this host."),
+                }
+            }
+            Err(e) => {
+                return LogsReply::Unavailable {
+                    message: format!("Cannot read this host's state: {e}"),
+                }
+            }
+        };
+        if !rec.spec.containers.iter().any(|c| c.name == container) {
+            return LogsReply::NotFound {
+                message: format!("Capsule {id} has no container {container}."),
+            };
+        }
+        self.driver.logs(id, container, query).await
+    }
+
+    /// The driver's stream of capsules that changed by themselves.
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
+        self.driver.changes()
     }
 
     async fn create(&self, spec: CapsuleSpec) -> Result<(), ManagerError> {

@@ -20,6 +20,45 @@ async fn create_and_delete_go_through_broker_agent_and_conductor() {
     assert_eq!(running["host"], "c1");
     assert_eq!(running["containers"][0]["status"], "Running");
     assert!(running["containers"][0]["updated_at"].is_string());
+    // Logs are asked of the container's host with a call; the fake runtime keeps none.
+    let name = running["containers"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stack_ref = &stack;
+    let logs = |path: String| async move {
+        stack_ref
+            .call(
+                common::DEMO,
+                reqwest::Method::GET,
+                &format!("/v1/containers/{path}"),
+                None,
+            )
+            .await
+    };
+    let (status, body) = logs(format!("{name}/logs?tail=10")).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("fake runtime driver"),
+        "{body}"
+    );
+    let (status, body) = logs(format!("{name}/logs?tail=ten")).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = logs("no-such-container/logs".into()).await;
+    assert_eq!(status, 404, "{body}");
+    // Another project sees no such container.
+    let (status, _) = stack
+        .call(
+            common::ALT,
+            reqwest::Method::GET,
+            &format!("/v1/containers/{name}/logs"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
     assert_eq!(stack.delete(&uuid, false).await, 204);
     let deleting = stack.show(&uuid).await;
     if let Some(d) = deleting {

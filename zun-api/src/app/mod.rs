@@ -6,6 +6,7 @@ pub mod create;
 pub mod dispatch;
 pub mod hosts;
 pub mod list_cache;
+pub mod logs;
 mod names;
 pub mod query;
 pub mod scheduler;

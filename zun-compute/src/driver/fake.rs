@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use capsule_types::rpc::{CapsuleSpec, CapsuleState, ContainerState};
+use capsule_types::rpc::{CapsuleSpec, CapsuleState, ContainerState, LogQuery, LogsReply};
 use capsule_types::CapsuleStatus;
 use uuid::Uuid;
 
@@ -22,6 +22,8 @@ pub struct FakeRuntime {
     journal: PathBuf,
     create_delay: Duration,
     lock: Mutex<()>,
+    /// Nothing changes by itself here; kept so `changes` receivers stay open.
+    changes: tokio::sync::broadcast::Sender<Uuid>,
 }
 
 /// The reason the fake runtime gives for the capsules it "runs".
@@ -37,6 +39,7 @@ impl FakeRuntime {
             journal: dir.join("fake-runtime.journal"),
             create_delay,
             lock: Mutex::new(()),
+            changes: tokio::sync::broadcast::channel(1).0,
         })
     }
 
@@ -125,5 +128,16 @@ impl RuntimeDriver for FakeRuntime {
     async fn inspect(&self, spec: &CapsuleSpec) -> Result<Option<CapsuleState>, DriverError> {
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         Ok(self.load().remove(&spec.uuid))
+    }
+
+    async fn logs(&self, capsule: Uuid, container: &str, _query: &LogQuery) -> LogsReply {
+        let _ = (capsule, container);
+        LogsReply::Unavailable {
+            message: format!("{FAKE_REASON}, so it keeps no logs"),
+        }
+    }
+
+    fn changes(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
+        self.changes.subscribe()
     }
 }

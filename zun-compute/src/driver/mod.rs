@@ -5,7 +5,8 @@ pub mod fake;
 
 use std::future::Future;
 
-use capsule_types::rpc::{CapsuleSpec, CapsuleState};
+use capsule_types::rpc::{CapsuleSpec, CapsuleState, LogQuery, LogsReply};
+use tokio::sync::broadcast;
 use uuid::Uuid;
 
 /// A runtime failure, in words a user can act on (it becomes the capsule's `status_reason`).
@@ -32,4 +33,17 @@ pub trait RuntimeDriver: Send + Sync + 'static {
         &self,
         spec: &CapsuleSpec,
     ) -> impl Future<Output = Result<Option<CapsuleState>, DriverError>> + Send;
+
+    /// Container `container`'s logs in capsule `capsule`, as `query` asks.
+    fn logs(
+        &self,
+        capsule: Uuid,
+        container: &str,
+        query: &LogQuery,
+    ) -> impl Future<Output = LogsReply> + Send;
+
+    /// Capsules whose state changed by themselves (a container exited, was restarted, was
+    /// OOM-killed): the manager inspects and reports each one it hears of. A receiver that
+    /// lags just misses names; the reconcile timer catches up with them.
+    fn changes(&self) -> broadcast::Receiver<Uuid>;
 }

@@ -108,6 +108,9 @@ impl Drop for Stack {
 pub const DEMO: (&str, &str, &str) = ("demo-user", "demo", "member,reader");
 /// An admin.
 pub const ADMIN: (&str, &str, &str) = ("admin-user", "admin", "admin,member,reader");
+/// A member of another project.
+#[allow(dead_code)]
+pub const ALT: (&str, &str, &str) = ("alt-user", "alt", "member,reader");
 
 impl Stack {
     /// Starts broker, API and conductor; hosts are down after 3 s of silence.
