@@ -82,12 +82,10 @@ fn parse_since(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(secs) = s.parse::<i64>() {
         return DateTime::from_timestamp(secs, 0);
     }
-    for fmt in [
-        "%Y-%m-%d %H:%M:%S,%f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+    // Python's `%f` after a comma is a fraction of a second, as chrono's `%.f` after a dot.
+    let dotted = s.replace(',', ".");
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(&dotted, fmt) {
             return Some(t.and_utc());
         }
     }
