@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # devstack/stack.sh: install, configure and start every real component of a capsule cloud on
-# this host (as root): Keystone, PostgreSQL, RabbitMQ, the python clients, zun-api, zun-compute;
-# then run the main job.
+# this host (as root): Keystone, PostgreSQL, RabbitMQ, the python clients, the pod runtime's host
+# parts (containerd, a local registry seeded with busybox and nginx images, netavark), zun-api,
+# zun-compute; then run the main job.
 #
 # Idempotent: a second run changes nothing that works and restarts nothing that runs, unless
 # its binary or configuration changed.
@@ -13,6 +14,9 @@
 #   COMPUTE_HOST=$(hostname -s)  host name of the zun-compute on this machine
 #   EXTRA_COMPUTE_HOSTS="compute2 ..."  more zun-computes here, one per name (scheduler tests)
 #   ZUN_DB_USER=zun ZUN_DB_NAME=zun ZUN_TEST_DB_NAME=zun_test   PostgreSQL role and databases
+#   REGISTRY_PORT=5100         the local image registry (127.0.0.1, plain HTTP)
+#   NETAVARK=debian|crates     Debian's netavark 1.4, or netavark 2.x built from crates.io
+#                              (cargo install, minutes; NETAVARK_CRATES_VERSION pins it)
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -29,6 +33,12 @@ source "$TOP_DIR/lib/postgres"
 source "$TOP_DIR/lib/rabbitmq"
 # shellcheck source=devstack/lib/clients
 source "$TOP_DIR/lib/clients"
+# shellcheck source=devstack/lib/containerd
+source "$TOP_DIR/lib/containerd"
+# shellcheck source=devstack/lib/registry
+source "$TOP_DIR/lib/registry"
+# shellcheck source=devstack/lib/netavark
+source "$TOP_DIR/lib/netavark"
 # shellcheck source=devstack/lib/zun
 source "$TOP_DIR/lib/zun"
 
@@ -41,6 +51,12 @@ PACKAGES=(
     python3 python3-venv python3-dev build-essential libffi-dev libssl-dev
     postgresql postgresql-client rabbitmq-server
     curl jq openssl ca-certificates sqlite3 procps iproute2 util-linux
+    # The pod runtime: containerd, a registry, netavark and its firewall tools; the files the
+    # seeded images are built from (busybox-static, nginx-light); for building the runtime
+    # (libseccomp-dev, protobuf-compiler); skopeo to inspect images; podman, catatonit and runc
+    # for the benchmark peer.
+    containerd docker-registry netavark iptables nftables busybox-static nginx-light
+    libseccomp-dev protobuf-compiler skopeo podman catatonit runc
 )
 
 install_packages() {
@@ -57,8 +73,19 @@ install_packages() {
     step "apt-get install ${missing[*]} (log: $LOG_DIR/apt.log)"
     export DEBIAN_FRONTEND=noninteractive
     run_logged "$LOG_DIR/apt.log" apt-get update
-    run_logged "$LOG_DIR/apt.log" rabbitmq_no_autostart \
+    run_logged "$LOG_DIR/apt.log" apt_no_autostart \
         apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+}
+
+# The pod runtime's host parts (docs/runtime.md, "Host layout").
+runtime_steps() {
+    install_netavark
+    configure_containerd
+    start_containerd
+    configure_registry
+    start_registry
+    seed_registry
+    configure_registry_mirrors
 }
 
 zun_steps() {
@@ -120,6 +147,8 @@ ensure_dirs
 install_packages
 ensure_passwords
 
+runtime_steps
+
 install_keystone
 configure_keystone
 init_keystone
@@ -151,6 +180,13 @@ cat <<EOF
   RabbitMQ:     amqp://$RABBIT_USER:***@127.0.0.1:$RABBIT_PORT/$RABBIT_VHOST (node $RABBIT_NODENAME, data $RABBIT_DIR)
                 logs: $RABBIT_LOG_DIR/, $RABBIT_LOG, $EPMD_LOG
                 rabbitmqctl: (source $TOP_DIR/lib/common; source $TOP_DIR/lib/rabbitmq; rabbitmqctl_cmd list_queues -p $RABBIT_VHOST)
+  containerd:   $(containerd_summary)
+                ctr: ctr --address $CONTAINERD_SOCK -n $CONTAINERD_NAMESPACE images ls
+  Registry:     $(registry_summary)
+                images: $REGISTRY_ADDR/library/busybox:latest, $REGISTRY_ADDR/library/nginx:latest
+                (log: $IMAGES_LOG); archives: $IMAGES_DIR/busybox.{oci,docker}.tar
+                mirrors: $REGISTRY_CERTS_D/ (docker.io -> $REGISTRY_URL)
+  netavark:     $(netavark_summary)
   Other logs:   $LOG_DIR/   pids: $PID_DIR/   stop: $TOP_DIR/unstack.sh [--purge]
 EOF
 zun_compute_summary | sed 's/^/  zun-compute:  /'

@@ -4,7 +4,9 @@
 #
 #   unstack.sh --purge   also drop the PostgreSQL databases and role stack.sh created and delete
 #                        $STACK_DIR (passwords, keystone database, RabbitMQ node data,
-#                        zun-compute state, venvs, logs).
+#                        zun-compute state, containerd's content and snapshots (unmounting
+#                        what is still mounted under its root), registry storage, seeded image
+#                        archives, venvs, logs).
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -36,6 +38,12 @@ source "$TOP_DIR/lib/postgres"
 source "$TOP_DIR/lib/rabbitmq"
 # shellcheck source=devstack/lib/clients
 source "$TOP_DIR/lib/clients"
+# shellcheck source=devstack/lib/containerd
+source "$TOP_DIR/lib/containerd"
+# shellcheck source=devstack/lib/registry
+source "$TOP_DIR/lib/registry"
+# shellcheck source=devstack/lib/netavark
+source "$TOP_DIR/lib/netavark"
 # shellcheck source=devstack/lib/zun
 source "$TOP_DIR/lib/zun"
 
@@ -51,6 +59,8 @@ stop_zun_compute
 stop_zun_api
 stop_rabbitmq
 stop_keystone
+stop_registry
+stop_containerd
 
 # Was the cluster started by this stack (then --purge may also remove our conf.d drop-in)?
 PG_OURS=0
@@ -76,7 +86,12 @@ fi
 
 if ((PURGE)); then
     step "Purging $STACK_DIR"
-    rm -rf -- "$STACK_DIR"
+    # Overlay mounts of containers' rootfs (under containerd's root, or the agent's state
+    # directories) would let rm -rf reach into their lower layers: unmount them first, and never
+    # cross into another file system.
+    purge_containerd
+    umount_under "$STACK_DIR"
+    rm -rf --one-file-system -- "$STACK_DIR"
     # The listen-address drop-in stack.sh added to the cluster's conf.d, unless the cluster was
     # running before this stack (someone else's, or another stack's, who still relies on it).
     if ((PG_OURS)); then
@@ -84,9 +99,12 @@ if ((PURGE)); then
     fi
 fi
 
-for port in "$KEYSTONE_PORT" "$ZUN_API_PORT" "$RABBIT_PORT" "$RABBIT_DIST_PORT" "$EPMD_PORT"; do
+for port in "$KEYSTONE_PORT" "$ZUN_API_PORT" "$RABBIT_PORT" "$RABBIT_DIST_PORT" "$EPMD_PORT" "$REGISTRY_PORT"; do
     if port_open "$port"; then
         warn "something still listens on 127.0.0.1:$port"
     fi
 done
+if [[ -S $CONTAINERD_SOCK ]] && containerd_answers; then
+    warn "a containerd still answers on $CONTAINERD_SOCK"
+fi
 step "Stopped."
