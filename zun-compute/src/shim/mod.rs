@@ -1,1 +1,160 @@
 //! The per-capsule shim: sandbox, init and app containers through libcontainer; logs, restarts, reaping (see docs/runtime.md).
+//!
+//! Two halves share this module:
+//!
+//! - the shim process itself (`capsule-shim start --dir <capsule_dir>`, see [`daemon`]): a
+//!   single-threaded poll(2) loop that creates the containers with youki's libcontainer, is
+//!   their parent and reaper, writes their output to CRI-format logs, applies the restart
+//!   policy and answers newline-delimited JSON on `<dir>/shim.sock`;
+//! - the agent's side ([`spawn`], [`status`], [`watch`], [`shutdown`], [`is_alive`]), async on
+//!   tokio, which never clones a container itself.
+//!
+//! The agent writes a [`Plan`] to `<dir>/plan.json` and starts the shim; the shim answers
+//! [`Status`]es. Besides the files docs/runtime.md lists, the shim keeps `shim.log` (its own
+//! log), `bundles/<container>/config.json` (the OCI specs it built) and `etc/` (the
+//! `hostname`, `hosts` and `resolv.conf` it bind-mounts read-only into every container).
+
+mod cgroup;
+mod client;
+pub mod daemon;
+mod log;
+mod netlink;
+mod plan;
+mod protocol;
+mod rootfs;
+mod spec;
+mod status;
+
+pub use client::{is_alive, shutdown, spawn, status, watch};
+pub use plan::{ContainerPlan, MountPlan, Plan, PlanError, RestartPolicy};
+pub use protocol::{ErrorReply, Request, ShutdownReply};
+pub use rootfs::{ensure_sandbox_rootfs, PAUSE};
+pub use status::{ContainerState, ContainerStatus, Phase, Status};
+
+use std::path::{Path, PathBuf};
+
+/// The name of the plan file in a capsule directory.
+pub const PLAN_FILE: &str = "plan.json";
+/// The name of the shim's socket in a capsule directory.
+pub const SOCKET_FILE: &str = "shim.sock";
+/// The name of the shim's pid file in a capsule directory.
+pub const PID_FILE: &str = "shim.pid";
+/// The name of the shim's own log in a capsule directory.
+pub const SHIM_LOG_FILE: &str = "shim.log";
+
+/// `dir/name` by a path short enough for a unix socket address (108 bytes) however long `dir`
+/// is: `/proc/self/fd/<n>/name`, through a descriptor of `dir` held while this lives.
+pub(crate) struct ShortPath {
+    _dir: std::fs::File,
+    path: PathBuf,
+}
+
+impl ShortPath {
+    /// Opens `dir` (`O_PATH`) for a short path to `dir/name`.
+    pub(crate) fn new(dir: &Path, name: &str) -> std::io::Result<Self> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(dir)?;
+        let path = PathBuf::from(format!("/proc/self/fd/{}/{name}", f.as_raw_fd()));
+        Ok(Self { _dir: f, path })
+    }
+
+    /// The short path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The path of container `name`'s log in capsule directory `dir`.
+pub fn log_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join("logs").join(format!("{name}.log"))
+}
+
+/// A failure of the agent-side shim API.
+#[derive(Debug, thiserror::Error)]
+pub enum ShimError {
+    /// `capsule-shim start` could not be run.
+    #[error("cannot run {binary}")]
+    Exec {
+        /// The shim binary.
+        binary: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The shim reported that it could not start; the text is its own.
+    #[error("the shim did not start: {0}")]
+    Start(String),
+    /// No shim answers on the capsule's socket.
+    #[error("no shim answers at {path}")]
+    NotRunning {
+        /// The socket.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The conversation with the shim failed half-way.
+    #[error("talking to the shim at {path}")]
+    Io {
+        /// The socket.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The shim answered something that is not the protocol.
+    #[error("the shim answered {answer:?}")]
+    Protocol {
+        /// What it answered.
+        answer: String,
+    },
+    /// The shim did not answer in time.
+    #[error("the shim did not answer {what} within {after:?}")]
+    Timeout {
+        /// The request.
+        what: &'static str,
+        /// How long we waited.
+        after: std::time::Duration,
+    },
+    /// Leftovers of a dead shim could not all be removed; every failure is listed.
+    #[error("cleaning up after the shim: {}", .0.join("; "))]
+    Cleanup(Vec<String>),
+}
+
+/// An error and its sources, joined by `": "` (libcontainer's errors put the useful part at the
+/// end of the chain).
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_chain_joins_sources_once() {
+        let inner = std::io::Error::other("disk on fire");
+        let outer = ShimError::Io {
+            path: "/x/shim.sock".into(),
+            source: inner,
+        };
+        assert_eq!(
+            error_chain(&outer),
+            "talking to the shim at /x/shim.sock: disk on fire"
+        );
+    }
+}
