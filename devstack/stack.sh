@@ -191,5 +191,5 @@ cat <<EOF
 EOF
 zun_compute_summary | sed 's/^/  zun-compute:  /'
 if [[ $ZUN_COMPUTE_DRIVER == fake ]]; then
-    warn 'zun-compute runs the "fake" runtime driver: capsules are scheduled, tracked and reported, but no containers run yet (the pod runtime comes with its own issue).'
+    warn 'zun-compute runs the "fake" runtime driver (ZUN_COMPUTE_DRIVER=fake): capsules are scheduled, tracked and reported, but no containers run.'
 fi

@@ -16,6 +16,34 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// `[resources]`: what the host offers, when not what it has.
     pub resources: ResourcesConfig,
+    /// `[pod]`: the pod driver's shim and timeouts.
+    pub pod: PodConfig,
+    /// `[image]`: containerd and registries (pod driver).
+    pub image: crate::image::ImageConfig,
+    /// `[network]`: the host's capsule network (pod driver).
+    pub network: crate::network::NetworkConfig,
+}
+
+/// `[pod]`: settings of the pod driver.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PodConfig {
+    /// The shim binary; default: `capsule-shim` next to `zun-compute`.
+    pub shim: Option<PathBuf>,
+    /// Seconds a container gets between SIGTERM and SIGKILL on delete.
+    pub stop_grace_seconds: u64,
+    /// Seconds a create may take until every container runs (image pulls included).
+    pub start_timeout_seconds: u64,
+}
+
+impl Default for PodConfig {
+    fn default() -> Self {
+        Self {
+            shim: None,
+            stop_grace_seconds: 10,
+            start_timeout_seconds: 300,
+        }
+    }
 }
 
 /// `[compute]`.
@@ -73,6 +101,8 @@ pub enum DriverKind {
     /// without a container runtime yet).
     #[default]
     Fake,
+    /// Real pods: containerd images, netavark networking, a libcontainer shim per capsule.
+    Pod,
 }
 
 /// `[runtime]`.

@@ -30,6 +30,12 @@ pub enum StartError {
     /// The driver could not start.
     #[error("cannot start the runtime driver")]
     Driver(#[from] driver::DriverError),
+    /// containerd is unreachable.
+    #[error("cannot reach containerd")]
+    Image(#[from] image::ImageError),
+    /// The network configuration is unusable.
+    #[error("cannot set up the capsule network")]
+    Network(#[from] network::NetworkError),
 }
 
 /// Builds the agent `config` describes, with the fake driver, on `bus`.
@@ -43,6 +49,21 @@ pub fn fake_agent(
         &dir.join("runtime"),
         Duration::from_millis(config.runtime.fake_create_ms),
     )?;
+    let reporter = reporter::Reporter::new(bus.clone(), &config.host());
+    let manager = manager::Manager::new(driver, store, reporter);
+    Ok(Agent::new(manager, bus, config))
+}
+
+/// Builds the agent `config` describes, with the pod driver (real containers), on `bus`.
+pub async fn pod_agent(
+    config: Config,
+    bus: Bus,
+) -> Result<Agent<driver::pod::PodDriver>, StartError> {
+    let dir = &config.compute.state_dir;
+    let store = store::Store::open(dir)?;
+    let images = image::ImageStore::connect(&config.image).await?;
+    let network = network::Network::new(config.network.clone())?;
+    let driver = driver::pod::PodDriver::new(dir, config.pod.clone(), images, network).await?;
     let reporter = reporter::Reporter::new(bus.clone(), &config.host());
     let manager = manager::Manager::new(driver, store, reporter);
     Ok(Agent::new(manager, bus, config))

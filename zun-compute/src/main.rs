@@ -60,6 +60,13 @@ async fn main() -> anyhow::Result<()> {
             );
             zun_compute::fake_agent(config, bus)?.run(stop).await;
         }
+        DriverKind::Pod => {
+            zun_compute::pod_agent(config, bus)
+                .await
+                .context("starting the pod runtime driver")?
+                .run(stop)
+                .await;
+        }
     }
     Ok(())
 }

@@ -114,12 +114,12 @@ impl<D: RuntimeDriver> Manager<D> {
                 }
             }
         };
-        if !rec.spec.containers.iter().any(|c| c.name == container) {
+        let Some(c) = rec.spec.containers.iter().find(|c| c.name == container) else {
             return LogsReply::NotFound {
                 message: format!("Capsule {id} has no container {container}."),
             };
-        }
-        self.driver.logs(id, container, query).await
+        };
+        self.driver.logs(id, c, query).await
     }
 
     /// The driver's stream of capsules that changed by themselves.

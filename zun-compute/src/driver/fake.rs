@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use capsule_types::rpc::{CapsuleSpec, CapsuleState, ContainerState, LogQuery, LogsReply};
+use capsule_types::rpc::{
+    CapsuleSpec, CapsuleState, ContainerRef, ContainerState, LogQuery, LogsReply,
+};
 use capsule_types::CapsuleStatus;
 use uuid::Uuid;
 
@@ -130,7 +132,7 @@ impl RuntimeDriver for FakeRuntime {
         Ok(self.load().remove(&spec.uuid))
     }
 
-    async fn logs(&self, capsule: Uuid, container: &str, _query: &LogQuery) -> LogsReply {
+    async fn logs(&self, capsule: Uuid, container: &ContainerRef, _query: &LogQuery) -> LogsReply {
         let _ = (capsule, container);
         LogsReply::Unavailable {
             message: format!("{FAKE_REASON}, so it keeps no logs"),

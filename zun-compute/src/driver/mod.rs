@@ -2,10 +2,11 @@
 //! start; the control logic (manager, reconcile) only sees the trait.
 
 pub mod fake;
+pub mod pod;
 
 use std::future::Future;
 
-use capsule_types::rpc::{CapsuleSpec, CapsuleState, LogQuery, LogsReply};
+use capsule_types::rpc::{CapsuleSpec, CapsuleState, ContainerRef, LogQuery, LogsReply};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -38,7 +39,7 @@ pub trait RuntimeDriver: Send + Sync + 'static {
     fn logs(
         &self,
         capsule: Uuid,
-        container: &str,
+        container: &ContainerRef,
         query: &LogQuery,
     ) -> impl Future<Output = LogsReply> + Send;
 

@@ -225,6 +225,23 @@ impl Network {
         &self.0.cfg
     }
 
+    /// The network's name (the key of a capsule's `addresses`).
+    pub fn name(&self) -> &str {
+        &self.config().network_name
+    }
+
+    /// The attachment a finished setup recorded in `state_file`, if any.
+    pub async fn recorded_attachment(
+        &self,
+        capsule: Uuid,
+        state_file: &Path,
+    ) -> Result<Option<Attachment>, NetworkError> {
+        Ok(self
+            .read_state(capsule, state_file)
+            .await?
+            .and_then(|s| s.attachment))
+    }
+
     /// The namespace file of `capsule`: `<netns_dir>/capsule-<uuid>`.
     pub fn netns_path(&self, capsule: Uuid) -> PathBuf {
         self.0.cfg.netns_dir.join(format!("capsule-{capsule}"))

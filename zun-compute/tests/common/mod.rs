@@ -162,14 +162,30 @@ impl Stack {
     /// Starts a compute agent for `host` offering `memory_mib` and 2 CPUs; each create takes
     /// `create_ms`. Waits until the API sees it up.
     pub async fn compute(&self, host: &str, memory_mib: u64, create_ms: u64) -> Compute {
-        let state_dir = self.dir.join(format!("compute-{host}"));
+        self.compute_with(
+            host,
+            memory_mib,
+            &format!("[runtime]\nfake_create_ms = {create_ms}\n"),
+        )
+        .await
+    }
+
+    /// The state directory a compute agent for `host` gets.
+    pub fn compute_dir(&self, host: &str) -> PathBuf {
+        self.dir.join(format!("compute-{host}"))
+    }
+
+    /// Starts a compute agent for `host` offering `memory_mib` and 2 CPUs, with `runtime_toml`
+    /// (its `[runtime]` and driver sections) in its config. Waits until the API sees it up.
+    pub async fn compute_with(&self, host: &str, memory_mib: u64, runtime_toml: &str) -> Compute {
+        let state_dir = self.compute_dir(host);
         std::fs::create_dir_all(&state_dir).unwrap();
         let config = state_dir.join("zun-compute.toml");
         std::fs::write(
             &config,
             format!(
                 "[compute]\nhost = \"{host}\"\nstate_dir = \"{}\"\nheartbeat_seconds = 1\n\
-                 reconcile_seconds = 2\n[rpc]\nurl = \"{}\"\n[runtime]\nfake_create_ms = {create_ms}\n\
+                 reconcile_seconds = 2\n[rpc]\nurl = \"{}\"\n{runtime_toml}\n\
                  [resources]\ncpus = 2.0\nmemory_mib = {memory_mib}\n",
                 state_dir.display(),
                 self.broker_url
@@ -234,7 +250,21 @@ impl Stack {
         (status, json)
     }
 
-    /// Creates a capsule with `n_containers` busybox containers and `memory` MiB; its uuid.
+    /// Creates a capsule from `template` (the body's `template`) as `who`; its uuid.
+    pub async fn create_template(&self, who: (&str, &str, &str), template: &Value) -> String {
+        let (status, body) = self
+            .call(
+                who,
+                reqwest::Method::POST,
+                "/v1/capsules",
+                Some(&json!({ "template": template })),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        body["uuid"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a capsule with one busybox container and `memory` MiB; its uuid.
     pub async fn create(&self, name: &str, memory: u64) -> String {
         let t = json!({"template": {"kind": "capsule", "metadata": {"name": name},
             "spec": {"containers": [{"image": "busybox", "command": ["sleep", "3600"],
