@@ -200,6 +200,16 @@ impl TemplateFile {
         Self { path }
     }
 
+    /// Writes `template` (YAML) renamed to `name` and changed by `edit`.
+    pub fn edited(template: &Path, name: &str, edit: impl FnOnce(&mut Value)) -> Self {
+        let f = Self::renamed(template, name);
+        let text = std::fs::read_to_string(&f.path).expect("read template");
+        let mut v: Value = serde_yaml::from_str(&text).expect("template is YAML");
+        edit(&mut v);
+        std::fs::write(&f.path, serde_yaml::to_string(&v).expect("to YAML")).expect("write");
+        f
+    }
+
     /// The path as a string.
     pub fn arg(&self) -> &str {
         self.path.to_str().unwrap_or_default()

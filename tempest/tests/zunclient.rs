@@ -179,3 +179,68 @@ async fn no_token_gets_401_with_the_keystone_uri() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
 }
+
+/// A free TCP port on the host.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /` on 127.0.0.1:`port`, the whole answer (status line, headers, body).
+fn http_get(port: u16) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+#[test]
+fn the_web_example_serves_on_its_host_port_and_zun_logs_prints_the_sidecar() {
+    let name = unique_name("web");
+    let port = free_port();
+    let file = TemplateFile::edited(&examples_dir().join("web.yaml"), &name, |v| {
+        v["spec"]["containers"][0]["ports"][0]["hostPort"] = port.into();
+    });
+    let _guard = CapsuleGuard {
+        name: name.clone(),
+        owner: User::Demo,
+    };
+    zun(User::Demo, &["capsule-create", "-f", file.arg()]).ok();
+    let running = wait_status(User::Demo, &name, "Running", Duration::from_secs(120));
+    let page = http_get(port).unwrap_or_else(|e| panic!("127.0.0.1:{port}: {e}"));
+    assert!(page.contains("Welcome to nginx!"), "{page}");
+    let sidecar = running["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "sidecar")
+        .unwrap_or_else(|| panic!("no sidecar in {running}"));
+    let id = sidecar["uuid"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let logs = zun(User::Demo, &["logs", id]).ok();
+        // The page came over 127.0.0.1 (shared network), and `ps` in the sidecar lists
+        // nginx's processes (shared PID namespace).
+        if logs.stdout.contains("Welcome to nginx!") && logs.stdout.contains("nginx: master") {
+            assert!(
+                logs.stdout.contains(&format!("hostname={name}")),
+                "{}",
+                logs.stdout
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sidecar never printed the page and nginx in ps: {}",
+            logs.stdout
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    zun(User::Demo, &["capsule-delete", &name]).ok();
+}
