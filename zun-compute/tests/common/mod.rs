@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod pod;
+
 use rpc::testing::PrivateBroker;
 use serde_json::{json, Value};
 use zun_api::conductor::Conductor;
@@ -32,6 +34,11 @@ impl Compute {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Its pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Starts it again (after `kill9`).

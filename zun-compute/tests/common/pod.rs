@@ -1,0 +1,153 @@
+//! A compute host running real pods for tests and benchmarks: the pod driver with the
+//! containerd and registry devstack runs, on its own bridge and subnet, and a guard that tears
+//! down whatever a failed test left.
+
+use std::path::{Path, PathBuf};
+
+use super::{Compute, Stack};
+use zun_compute::config::{Config, DriverKind};
+
+fn env_or(key: &str, default: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| default.to_owned())
+}
+
+/// A compute host running real pods, on its own bridge and subnet.
+pub struct PodHost {
+    /// The agent.
+    pub compute: Compute,
+    config: PathBuf,
+    netns_dir: PathBuf,
+    /// Its bridge (also the network name, the key of `addresses`).
+    pub bridge: String,
+}
+
+impl PodHost {
+    /// Starts agent `host` with the pod driver on its own bridge and subnet.
+    pub async fn start(stack: &Stack, host: &str) -> Self {
+        let socket = env_or(
+            "ZUN_TEST_CONTAINERD_SOCKET",
+            "/opt/capsule/run/containerd/containerd.sock",
+        );
+        assert!(
+            Path::new(&socket).exists(),
+            "no containerd socket at {socket}: run devstack/stack.sh first"
+        );
+        let registry = env_or("ZUN_TEST_REGISTRY", "127.0.0.1:5100");
+        let dir = stack.compute_dir(host);
+        let certs = dir.join("certs.d/docker.io");
+        std::fs::create_dir_all(&certs).unwrap();
+        std::fs::write(
+            certs.join("hosts.toml"),
+            format!(
+                "server = \"https://registry-1.docker.io\"\n[host.\"http://{registry}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+            ),
+        )
+        .unwrap();
+        let tag = &uuid::Uuid::new_v4().simple().to_string()[..6];
+        let bridge = format!("cpp{tag}");
+        let octet = u8::from_str_radix(&tag[..2], 16).unwrap();
+        let netns_dir = dir.join("netns");
+        let toml = format!(
+            "[runtime]\ndriver = \"pod\"\n\
+             [pod]\nshim = \"{shim}\"\nstop_grace_seconds = 2\nstart_timeout_seconds = 120\n\
+             [image]\ncontainerd_socket = \"{socket}\"\nnamespace = \"capsule-test\"\ncerts_dir = \"{certs}\"\n\
+             [network]\nnetavark = \"{netavark}\"\nconfig_dir = \"{nv}\"\nnetwork_name = \"{bridge}\"\n\
+             bridge = \"{bridge}\"\nsubnet = \"10.214.{octet}.0/24\"\nnetns_dir = \"{netns}\"\n",
+            shim = env!("CARGO_BIN_EXE_capsule-shim"),
+            certs = dir.join("certs.d").display(),
+            netavark = env_or("ZUN_TEST_NETAVARK", "/usr/lib/podman/netavark"),
+            nv = dir.join("netavark").display(),
+            netns = netns_dir.display(),
+        );
+        let compute = stack.compute_with(host, 8192, &toml).await;
+        let config = dir.join("zun-compute.toml");
+        PodHost {
+            compute,
+            config,
+            netns_dir,
+            bridge,
+        }
+    }
+
+    /// The state directory of capsule `uuid`.
+    pub fn capsule_dir(&self, uuid: &str) -> PathBuf {
+        self.compute.state_dir.join("capsules").join(uuid)
+    }
+
+    /// What of `uuid` is left on the host, in words (empty: nothing).
+    pub fn leftovers(&self, uuid: &str) -> Vec<String> {
+        let mut left = Vec::new();
+        if self.capsule_dir(uuid).exists() {
+            left.push(format!("{}", self.capsule_dir(uuid).display()));
+        }
+        if self.netns_dir.join(format!("capsule-{uuid}")).exists() {
+            left.push(format!("netns capsule-{uuid}"));
+        }
+        for sub in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let p = sub.path().join("capsule").join(uuid);
+            if p.exists() {
+                left.push(format!("cgroup {}", p.display()));
+            }
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        for m in mounts.lines().filter(|l| l.contains(uuid)) {
+            left.push(format!("mount {m}"));
+        }
+        left
+    }
+}
+
+impl Drop for PodHost {
+    /// Tears down whatever capsules are still on the host (a failed test's), with the
+    /// driver's own teardown, then what remains of the test's kernel state.
+    fn drop(&mut self) {
+        self.compute.kill9();
+        let config = self.config.clone();
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let cfg = Config::load(Some(&config)).unwrap();
+                assert_eq!(cfg.runtime.driver, DriverKind::Pod);
+                let dir = cfg.compute.state_dir.join("capsules");
+                let Ok(entries) = std::fs::read_dir(&dir) else {
+                    return;
+                };
+                let ids: Vec<uuid::Uuid> = entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+                    .collect();
+                if ids.is_empty() {
+                    return;
+                }
+                let images = zun_compute::image::ImageStore::connect(&cfg.image)
+                    .await
+                    .unwrap();
+                let network = zun_compute::network::Network::new(cfg.network.clone()).unwrap();
+                let driver = zun_compute::driver::pod::PodDriver::new(
+                    &cfg.compute.state_dir,
+                    cfg.pod.clone(),
+                    images,
+                    network,
+                )
+                .await
+                .unwrap();
+                for id in ids {
+                    eprintln!("cleanup: tearing down capsule {id} left by the test");
+                    if let Err(e) = zun_compute::driver::RuntimeDriver::delete(&driver, id).await {
+                        eprintln!("cleanup of {id}: {e}");
+                    }
+                }
+            });
+        });
+        let _ = cleanup.join();
+        // The netns directory was made a shared mount point of its own.
+        let _ = nix::mount::umount2(&self.netns_dir, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
