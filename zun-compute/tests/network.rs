@@ -98,6 +98,7 @@ impl TestNet {
             subnet: format!("10.213.{third}.0/24"),
             gateway: None,
             netns_dir: dir.join("netns"),
+            firewall_driver: std::env::var("ZUN_TEST_NETAVARK_FW").ok(),
         };
         Self {
             tag,
@@ -775,5 +776,34 @@ async fn a_failed_netavark_run_is_undone() {
     assert!(!state.exists());
     assert!(!net.netns_path(id).exists());
     assert_eq!(net.leased_ip(id), None);
+    t.finish();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teardown_uses_the_firewall_driver_the_setup_used() {
+    let t = TestNet::new();
+    let (id, state) = t.capsule();
+    let ports = [PortMapping {
+        host_port: t.free_port(),
+        container_port: 80,
+        protocol: Protocol::Tcp,
+        host_ip: None,
+    }];
+    let att = t.network().setup(id, "fw", &ports, &state).await.unwrap();
+    // The operator switches the driver with the capsule running: its rules are still where
+    // its setup put them, and its teardown must remove them from there.
+    let other = match t.cfg.firewall_driver.as_deref() {
+        Some("nftables") => "iptables",
+        _ => "nftables",
+    };
+    let switched = Network::new(NetworkConfig {
+        firewall_driver: Some(other.to_owned()),
+        ..t.cfg.clone()
+    })
+    .unwrap();
+    switched.teardown(id, &state).await.unwrap();
+    assert!(!att.netns.exists());
+    assert!(!state.exists());
+    // finish() fails on any rule naming the test's subnet (the port's DNAT names the address).
     t.finish();
 }

@@ -175,16 +175,23 @@ fn path_env() -> OsString {
     path
 }
 
-/// Runs `binary --config config_dir <command> netns` with `options` on stdin; returns stdout.
+/// Runs `binary --config config_dir <command> netns` with `options` on stdin (and
+/// `NETAVARK_FW=firewall` when given, else whatever the agent's environment says); returns
+/// stdout.
 pub(crate) async fn run(
     binary: &Path,
     config_dir: &Path,
+    firewall: Option<&str>,
     command: Command,
     netns: &Path,
     options: &Options,
 ) -> Result<String, RunFailure> {
     let input = serde_json::to_vec(options).map_err(|e| RunFailure::Spawn(e.into()))?;
-    let mut child = tokio::process::Command::new(binary)
+    let mut cmd = tokio::process::Command::new(binary);
+    if let Some(fw) = firewall {
+        cmd.env("NETAVARK_FW", fw);
+    }
+    let mut child = cmd
         .arg("--config")
         .arg(config_dir)
         .arg(command.as_str())
@@ -314,14 +321,29 @@ mod tests {
             network_info: BTreeMap::new(),
             port_mappings: vec![],
         };
-        let mut result = run(&bin, &dir, Command::Setup, Path::new("/nonexistent"), &opts).await;
+        let mut result = run(
+            &bin,
+            &dir,
+            None,
+            Command::Setup,
+            Path::new("/nonexistent"),
+            &opts,
+        )
+        .await;
         // A fork elsewhere in this test process may briefly hold the script open for writing.
         for _ in 0..50 {
             match &result {
                 Err(RunFailure::Spawn(e)) if e.raw_os_error() == Some(libc::ETXTBSY) => {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    result =
-                        run(&bin, &dir, Command::Setup, Path::new("/nonexistent"), &opts).await;
+                    result = run(
+                        &bin,
+                        &dir,
+                        None,
+                        Command::Setup,
+                        Path::new("/nonexistent"),
+                        &opts,
+                    )
+                    .await;
                 }
                 _ => break,
             }

@@ -25,6 +25,7 @@ fn config_defaults_and_toml() {
     assert_eq!(c.bridge, "capsule0");
     assert_eq!(c.subnet, "10.89.0.0/24");
     assert_eq!(c.netns_dir, Path::new("/run/netns"));
+    assert_eq!(c.firewall_driver, None);
     let c: NetworkConfig =
         toml::from_str("subnet = \"10.90.0.0/16\"\ngateway = \"10.90.0.254\"").unwrap();
     let n = Network::new(c).unwrap();
@@ -58,6 +59,10 @@ fn config_is_checked() {
         },
         NetworkConfig {
             network_name: String::new(),
+            ..base.clone()
+        },
+        NetworkConfig {
+            firewall_driver: Some("firewalld".into()),
             ..base.clone()
         },
     ] {
