@@ -125,16 +125,14 @@ impl PodDriver {
     }
 
     /// Every step of a create; on error the caller undoes with `teardown`.
-    async fn build(&self, spec: &CapsuleSpec, dir: &Path) -> Result<CapsuleState, DriverError> {
+    /// Each image of the capsule, once, then each container's root filesystem; the shim's
+    /// plan of each container and whether it is an init container.
+    async fn root_filesystems(
+        &self,
+        spec: &CapsuleSpec,
+        dir: &Path,
+    ) -> Result<Vec<(ContainerPlan, bool)>, DriverError> {
         let t = &spec.template;
-        if !t.volumes.is_empty() {
-            return Err(err(
-                "Volumes are not available on this host yet: the volume driver is not installed.",
-            ));
-        }
-        std::fs::create_dir_all(dir.join("rootfs"))
-            .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
-        // 1. Images, each once.
         let mut images: BTreeMap<String, Image> = BTreeMap::new();
         for c in t.all_containers() {
             if images.contains_key(&c.image) {
@@ -146,7 +144,6 @@ impl PodDriver {
             let image = self.images.ensure(&c.image, policy).await.map_err(err)?;
             images.insert(c.image.clone(), image);
         }
-        // 2. Root filesystems.
         let refs = &spec.containers;
         let mut plans = Vec::new();
         for (i, c) in t.all_containers().enumerate() {
@@ -162,19 +159,33 @@ impl PodDriver {
                 .map_err(err)?;
             plans.push(container_plan(c, &name, r.uuid, image, rootfs, r.is_init)?);
         }
-        // 3. Network.
+        Ok(plans)
+    }
+
+    async fn build(&self, spec: &CapsuleSpec, dir: &Path) -> Result<CapsuleState, DriverError> {
+        let t = &spec.template;
+        if !t.volumes.is_empty() {
+            return Err(err(
+                "Volumes are not available on this host yet: the volume driver is not installed.",
+            ));
+        }
+        // A taken host port is refused before anything is made.
         let ports = port_mappings(t.all_containers());
-        let attachment = self
-            .network
-            .setup(
-                spec.uuid,
-                &hostname(spec),
-                &ports,
-                &dir.join("network.json"),
-            )
-            .await
-            .map_err(err)?;
-        // 4. The shim.
+        Network::check_ports(spec.uuid, &ports).map_err(err)?;
+        std::fs::create_dir_all(dir.join("rootfs"))
+            .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+        // Images and root filesystems, and the network, are independent: build them at once
+        // (the network is the slow part). Both finish before either error is looked at, so a
+        // rollback finds all that was made.
+        let (name, record) = (hostname(spec), dir.join("network.json"));
+        // Boxed: each is large, and together they would make every caller's future larger.
+        let (plans, attachment) = tokio::join!(
+            Box::pin(self.root_filesystems(spec, dir)),
+            Box::pin(self.network.setup(spec.uuid, &name, &ports, &record)),
+        );
+        let plans = plans?;
+        let attachment = attachment.map_err(err)?;
+        // The shim, once the network is there.
         let (init, app): (Vec<_>, Vec<_>) = plans.into_iter().partition(|(_, is_init)| *is_init);
         let plan = Plan {
             uuid: spec.uuid,
@@ -241,11 +252,23 @@ impl PodDriver {
         self.unwatch(id);
         let dir = self.dir(id);
         let mut errors = Vec::new();
-        if let Err(e) = shim::shutdown(&dir, Duration::from_secs(self.cfg.stop_grace_seconds)).await
-        {
+        // The processes stop while their network goes: neither waits for the other (the
+        // network's teardown is the slow part, and nothing reaches the capsule meanwhile).
+        let started = Instant::now();
+        let grace = Duration::from_secs(self.cfg.stop_grace_seconds);
+        let record = dir.join("network.json");
+        let (stopped, unplugged) = tokio::join!(
+            async {
+                let r = shim::shutdown(&dir, grace).await;
+                tracing::debug!(capsule = %id, ms = started.elapsed().as_millis() as u64, "processes stopped");
+                r
+            },
+            self.network.teardown(id, &record),
+        );
+        if let Err(e) = stopped {
             errors.push(format!("containers: {e}"));
         }
-        if let Err(e) = self.network.teardown(id, &dir.join("network.json")).await {
+        if let Err(e) = unplugged {
             errors.push(format!("network: {e}"));
         }
         if let Ok(entries) = std::fs::read_dir(dir.join("rootfs")) {
@@ -268,6 +291,8 @@ impl PodDriver {
             }
         }
         if errors.is_empty() {
+            let ms = started.elapsed().as_millis() as u64;
+            tracing::info!(capsule = %id, ms, "capsule torn down");
             Ok(())
         } else {
             Err(err(format!(
