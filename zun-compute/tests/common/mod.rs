@@ -82,7 +82,10 @@ fn spawn_compute(config: &PathBuf, state_dir: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_zun-compute"))
         .arg("--config")
         .arg(config)
-        .env("ZUN_LOG", "info")
+        .env(
+            "ZUN_LOG",
+            std::env::var("ZUN_TEST_AGENT_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

@@ -47,7 +47,7 @@ impl PodHost {
         let bridge = format!("cpp{tag}");
         let octet = u8::from_str_radix(&tag[..2], 16).unwrap();
         let netns_dir = dir.join("netns");
-        let toml = format!(
+        let mut toml = format!(
             "[runtime]\ndriver = \"pod\"\n\
              [pod]\nshim = \"{shim}\"\nstop_grace_seconds = 2\nstart_timeout_seconds = 120\n\
              [image]\ncontainerd_socket = \"{socket}\"\nnamespace = \"capsule-test\"\ncerts_dir = \"{certs}\"\n\
@@ -59,6 +59,9 @@ impl PodHost {
             nv = dir.join("netavark").display(),
             netns = netns_dir.display(),
         );
+        if let Ok(fw) = std::env::var("ZUN_TEST_NETAVARK_FW") {
+            toml.push_str(&format!("firewall_driver = \"{fw}\"\n"));
+        }
         let compute = stack.compute_with(host, 8192, &toml).await;
         let config = dir.join("zun-compute.toml");
         PodHost {
@@ -92,6 +95,18 @@ impl PodHost {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         for m in mounts.lines().filter(|l| l.contains(uuid)) {
             left.push(format!("mount {m}"));
+        }
+        // netavark names the capsule (its container id holds the uuid) in its firewall rules.
+        let id = uuid.replace('-', "");
+        for (tool, args) in [
+            ("iptables-save", &[][..]),
+            ("nft", &["list", "ruleset"][..]),
+        ] {
+            let out = std::process::Command::new(tool).args(args).output();
+            let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+            for l in text.unwrap_or_default().lines().filter(|l| l.contains(&id)) {
+                left.push(format!("{tool}: {l}"));
+            }
         }
         left
     }
