@@ -4,6 +4,7 @@
 #   devstack/bench.sh          every benchmark
 #   devstack/bench.sh api      GET /v1/capsules throughput and API create latency
 #   devstack/bench.sh rpc      compute RPC round trip and message rates
+#   devstack/bench.sh pod      real pods: create -> Running, delete -> gone, vs podman; memory
 set -euo pipefail
 
 TOP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,14 +16,15 @@ STACK_DIR=${STACK_DIR:-/opt/capsule}
 source "$STACK_DIR/etc/test-env"
 cd "$TOP_DIR"
 if (($# == 0)); then
-    set -- api rpc
+    set -- api rpc pod
 fi
 for bench in "$@"; do
     case $bench in
         api) cargo bench --locked -p zun-api --bench api ;;
         rpc) cargo bench --locked -p zun-compute --bench rpc ;;
+        pod) cargo bench --locked -p zun-compute --bench pod ;;
         *)
-            echo "unknown benchmark $bench (known: api, rpc)" >&2
+            echo "unknown benchmark $bench (known: api, rpc, pod)" >&2
             exit 2
             ;;
     esac
