@@ -17,11 +17,13 @@
 mod cgroup;
 mod client;
 pub mod daemon;
+mod lifecycle;
 mod log;
 mod netlink;
 mod plan;
 mod protocol;
 mod rootfs;
+mod server;
 mod spec;
 mod status;
 
