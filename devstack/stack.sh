@@ -15,8 +15,9 @@
 #   EXTRA_COMPUTE_HOSTS="compute2 ..."  more zun-computes here, one per name (scheduler tests)
 #   ZUN_DB_USER=zun ZUN_DB_NAME=zun ZUN_TEST_DB_NAME=zun_test   PostgreSQL role and databases
 #   REGISTRY_PORT=5100         the local image registry (127.0.0.1, plain HTTP)
-#   NETAVARK=debian|crates     Debian's netavark 1.4, or netavark 2.x built from crates.io
-#                              (cargo install, minutes; NETAVARK_CRATES_VERSION pins it)
+#   NETAVARK=crates|debian     netavark 2.1 built from crates.io with its nftables firewall
+#                              (cargo install, ~5 minutes once; NETAVARK_CRATES_VERSION), or
+#                              Debian's netavark 1.4 with iptables (no build, slower)
 set -euo pipefail
 shopt -s inherit_errexit
 
