@@ -146,17 +146,31 @@ pub async fn token(user: User) -> String {
 
 /// Waits until `openstack capsule show NAME` (as `user`) says `want`; returns the capsule.
 pub fn wait_status(user: User, name: &str, want: &str, within: std::time::Duration) -> Value {
+    wait_capsule(user, name, &format!("reached {want}"), within, |c| {
+        c["status"] == want
+    })
+}
+
+/// Polls `openstack capsule show NAME -f json` as `user` until `pred` holds for it; returns
+/// it. Panics with the last one seen (or the last error) after `within`.
+pub fn wait_capsule(
+    user: User,
+    name: &str,
+    what: &str,
+    within: std::time::Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = std::time::Instant::now() + within;
     loop {
         let r = openstack(user, &["capsule", "show", name, "-f", "json"]);
         if r.code == Some(0) {
             let c = r.json();
-            if c["status"] == want {
+            if pred(&c) {
                 return c;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "capsule {name} never reached {want}: {c}"
+                "capsule {name} never {what}: {c}"
             );
         } else {
             assert!(
@@ -166,6 +180,24 @@ pub fn wait_status(user: User, name: &str, want: &str, within: std::time::Durati
             );
         }
         std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+/// Waits until `openstack capsule show NAME` says it is gone (404) for `user`.
+pub fn wait_gone(user: User, name: &str, within: std::time::Duration) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let r = openstack(user, &["capsule", "show", name, "-f", "json"]);
+        if r.code != Some(0) && r.stderr.contains("404") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "capsule {name} still there: {} {}",
+            r.stdout,
+            r.stderr
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
     }
 }
 
