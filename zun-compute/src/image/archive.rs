@@ -390,13 +390,7 @@ impl Archive<'_> {
             Kind::Index => {
                 let ix: Index = serde_json::from_slice(root)
                     .map_err(|e| invalid(format!("bad index {}: {e}", target.digest)))?;
-                oci::pick_platform(&ix).cloned().ok_or_else(|| {
-                    invalid(format!(
-                        "no linux/{} manifest (it has {})",
-                        oci::host_arch(),
-                        oci::platforms(&ix)
-                    ))
-                })?
+                oci::pick_platform(&ix).cloned().map_err(invalid)?
             }
         };
         let mpath = self.blob_path(&manifest_desc.digest)?;

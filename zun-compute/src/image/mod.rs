@@ -284,13 +284,7 @@ impl ImageStore {
             Kind::Index => {
                 let ix: oci::Index = serde_json::from_slice(&root)
                     .map_err(|e| invalid(format!("bad index {}: {e}", target.digest)))?;
-                let d = oci::pick_platform(&ix).ok_or_else(|| {
-                    invalid(format!(
-                        "no linux/{} manifest (it has {})",
-                        oci::host_arch(),
-                        oci::platforms(&ix)
-                    ))
-                })?;
+                let d = oci::pick_platform(&ix).map_err(invalid)?;
                 let Some(b) = ctd.read_small(&d.digest).await? else {
                     missing(&d.digest);
                     return Ok(None);

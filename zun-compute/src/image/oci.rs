@@ -159,10 +159,10 @@ pub fn host_arch() -> &'static str {
 }
 
 /// The entry of `index` for linux on this host's architecture; an entry without a platform
-/// when it is the only one.
-pub fn pick_platform(index: &Index) -> Option<&Descriptor> {
+/// when it is the only one. Else why not, naming the platforms it has.
+pub fn pick_platform(index: &Index) -> Result<&Descriptor, String> {
     let arch = host_arch();
-    index
+    let found = index
         .manifests
         .iter()
         .find(|d| {
@@ -173,11 +173,12 @@ pub fn pick_platform(index: &Index) -> Option<&Descriptor> {
         .or_else(|| match index.manifests.as_slice() {
             [only] if only.platform.is_none() => Some(only),
             _ => None,
-        })
+        });
+    found.ok_or_else(|| format!("no linux/{arch} manifest (it has {})", platforms(index)))
 }
 
 /// The platforms `index` offers, for an error message.
-pub fn platforms(index: &Index) -> String {
+fn platforms(index: &Index) -> String {
     let v: Vec<String> = index
         .manifests
         .iter()
@@ -372,8 +373,10 @@ mod tests {
             media_type: None,
             manifests: vec![e("linux", "s390x", "a")],
         };
-        assert!(pick_platform(&ix).is_none());
-        assert_eq!(platforms(&ix), "linux/s390x");
+        assert_eq!(
+            pick_platform(&ix).unwrap_err(),
+            format!("no linux/{} manifest (it has linux/s390x)", host_arch())
+        );
     }
 
     #[test]

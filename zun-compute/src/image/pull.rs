@@ -88,13 +88,7 @@ async fn pull_image(inner: &Inner, r: &ImageRef) -> Result<Image, ImageError> {
         Kind::Index => {
             let ix: Index = serde_json::from_slice(&root.bytes)
                 .map_err(|e| invalid(format!("bad index {}: {e}", root.digest)))?;
-            let d = oci::pick_platform(&ix).ok_or_else(|| {
-                invalid(format!(
-                    "no linux/{} manifest (it has {})",
-                    oci::host_arch(),
-                    oci::platforms(&ix)
-                ))
-            })?;
+            let d = oci::pick_platform(&ix).map_err(invalid)?;
             let (bytes, digest) = client
                 .pull_manifest_raw(
                     &oref.clone_with_digest(d.digest.clone()),
