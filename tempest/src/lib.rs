@@ -268,3 +268,53 @@ impl Drop for CapsuleGuard {
         let _ = zun(self.owner, &["capsule-delete", &self.name]);
     }
 }
+
+/// A TCP port free on this host now (the kernel's pick; free for UDP too, most likely).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+/// What of capsule `uuid` is still on this host, in words (empty: nothing): its network
+/// namespace in `netns_dir`, cgroups, mounts naming it, and firewall rules naming it (netavark
+/// puts the capsule's uuid in its container id, which its rules carry).
+pub fn host_leftovers(uuid: &str, netns_dir: &Path) -> Vec<String> {
+    let mut left = Vec::new();
+    if netns_dir.join(format!("capsule-{uuid}")).exists() {
+        left.push(format!("netns capsule-{uuid}"));
+    }
+    for sub in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let p = sub.path().join("capsule").join(uuid);
+        if p.exists() {
+            left.push(format!("cgroup {}", p.display()));
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    left.extend(
+        mounts
+            .lines()
+            .filter(|l| l.contains(uuid))
+            .map(|m| format!("mount {m}")),
+    );
+    let id = uuid.replace('-', "");
+    for (tool, args) in [
+        ("iptables-save", &[][..]),
+        ("nft", &["list", "ruleset"][..]),
+    ] {
+        let out = std::process::Command::new(tool).args(args).output();
+        let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+        left.extend(
+            text.unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains(&id))
+                .map(|l| format!("{tool}: {l}")),
+        );
+    }
+    left
+}

@@ -8,47 +8,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tempest::{
-    examples_dir, unique_name, wait_capsule, wait_gone, zun, CapsuleGuard, TemplateFile, User,
+    examples_dir, host_leftovers, unique_name, wait_capsule, wait_gone, zun, CapsuleGuard,
+    TemplateFile, User,
 };
 
 const LONG: Duration = Duration::from_secs(120);
-
-/// What of capsule `uuid` is still on this host: its network namespace, cgroups, mounts and
-/// firewall rules (devstack's compute host uses /run/netns and the host's cgroups).
-fn leftovers(uuid: &str) -> Vec<String> {
-    let mut left = Vec::new();
-    if Path::new(&format!("/run/netns/capsule-{uuid}")).exists() {
-        left.push(format!("netns capsule-{uuid}"));
-    }
-    for sub in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let p = sub.path().join("capsule").join(uuid);
-        if p.exists() {
-            left.push(format!("cgroup {}", p.display()));
-        }
-    }
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    left.extend(
-        mounts
-            .lines()
-            .filter(|l| l.contains(uuid))
-            .map(|m| format!("mount {m}")),
-    );
-    let id = uuid.replace('-', "");
-    for (tool, args) in [
-        ("iptables-save", &[][..]),
-        ("nft", &["list", "ruleset"][..]),
-    ] {
-        let out = std::process::Command::new(tool).args(args).output();
-        let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-        left.extend(
-            text.unwrap_or_default()
-                .lines()
-                .filter(|l| l.contains(&id))
-                .map(|l| format!("{tool}: {l}")),
-        );
-    }
-    left
-}
 
 /// Creates `examples/minimal.yaml` renamed and changed by `edit`, as demo, with the real zun.
 fn create(prefix: &str, edit: impl FnOnce(&mut Value)) -> (String, CapsuleGuard) {
@@ -66,7 +30,8 @@ fn create(prefix: &str, edit: impl FnOnce(&mut Value)) -> (String, CapsuleGuard)
 fn delete_and_check(name: &str, uuid: &str) {
     zun(User::Demo, &["capsule-delete", name]).ok();
     wait_gone(User::Demo, name, LONG);
-    let left = leftovers(uuid);
+    // devstack's compute host keeps its namespaces in /run/netns.
+    let left = host_leftovers(uuid, Path::new("/run/netns"));
     assert!(left.is_empty(), "capsule {name} left behind: {left:#?}");
 }
 

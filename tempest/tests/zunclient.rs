@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use tempest::{
-    api_url, examples_dir, openstack, unique_name, wait_status, zun, CapsuleGuard, TemplateFile,
-    User,
+    api_url, examples_dir, free_port, openstack, unique_name, wait_status, zun, CapsuleGuard,
+    TemplateFile, User,
 };
 
 #[test]
@@ -178,15 +178,6 @@ async fn no_token_gets_401_with_the_keystone_uri() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-}
-
-/// A free TCP port on the host.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `GET /` on 127.0.0.1:`port`, the whole answer (status line, headers, body).

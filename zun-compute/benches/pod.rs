@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use common::pod::PodHost;
 use common::{Stack, ADMIN};
 use serde_json::json;
+use tempest::free_port;
 
 const ROUNDS: usize = 40;
 const WARMUP: usize = 3;
@@ -40,14 +41,6 @@ fn report(what: &str, mut d: Vec<Duration>) -> f64 {
         d.len()
     );
     p50
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Waits (polling the database) until capsule `uuid` is Running, or gone when `gone`.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::pod::PodHost;
 use common::{Stack, ADMIN, DEMO};
 use serde_json::{json, Value};
+use tempest::free_port;
 
 const LONG: Duration = Duration::from_secs(120);
 
@@ -128,15 +129,6 @@ async fn a_two_container_pod_shares_network_pid_and_hostname() {
     delete_and_check(&stack, &host, &uuid).await;
     drop(host);
     stack.stop().await;
-}
-
-/// A free TCP port on the host.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -83,31 +83,7 @@ impl PodHost {
         if self.capsule_dir(uuid).exists() {
             left.push(format!("{}", self.capsule_dir(uuid).display()));
         }
-        if self.netns_dir.join(format!("capsule-{uuid}")).exists() {
-            left.push(format!("netns capsule-{uuid}"));
-        }
-        for sub in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-            let p = sub.path().join("capsule").join(uuid);
-            if p.exists() {
-                left.push(format!("cgroup {}", p.display()));
-            }
-        }
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        for m in mounts.lines().filter(|l| l.contains(uuid)) {
-            left.push(format!("mount {m}"));
-        }
-        // netavark names the capsule (its container id holds the uuid) in its firewall rules.
-        let id = uuid.replace('-', "");
-        for (tool, args) in [
-            ("iptables-save", &[][..]),
-            ("nft", &["list", "ruleset"][..]),
-        ] {
-            let out = std::process::Command::new(tool).args(args).output();
-            let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-            for l in text.unwrap_or_default().lines().filter(|l| l.contains(&id)) {
-                left.push(format!("{tool}: {l}"));
-            }
-        }
+        left.extend(tempest::host_leftovers(uuid, &self.netns_dir));
         left
     }
 }
