@@ -321,33 +321,28 @@ mod tests {
             network_info: BTreeMap::new(),
             port_mappings: vec![],
         };
-        let mut result = run(
-            &bin,
-            &dir,
-            None,
-            Command::Setup,
-            Path::new("/nonexistent"),
-            &opts,
-        )
-        .await;
         // A fork elsewhere in this test process may briefly hold the script open for writing.
-        for _ in 0..50 {
-            match &result {
-                Err(RunFailure::Spawn(e)) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+        let mut busy = 0;
+        let result = loop {
+            let r = run(
+                &bin,
+                &dir,
+                None,
+                Command::Setup,
+                Path::new("/nonexistent"),
+                &opts,
+            )
+            .await;
+            match &r {
+                Err(RunFailure::Spawn(e))
+                    if e.raw_os_error() == Some(libc::ETXTBSY) && busy < 50 =>
+                {
+                    busy += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    result = run(
-                        &bin,
-                        &dir,
-                        None,
-                        Command::Setup,
-                        Path::new("/nonexistent"),
-                        &opts,
-                    )
-                    .await;
                 }
-                _ => break,
+                _ => break r,
             }
-        }
+        };
         match result {
             Err(RunFailure::Failed {
                 message, stderr, ..
