@@ -202,6 +202,30 @@ fn podman_rounds(registry: &str) -> Option<(Vec<Duration>, Vec<Duration>)> {
     Some((create, delete))
 }
 
+/// `ROUNDS` (after `WARMUP`) sequential creates until Running and deletes until gone; checks
+/// the host after each delete.
+async fn rounds(stack: &Stack, host: &PodHost, prefix: &str) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut create, mut delete) = (Vec::new(), Vec::new());
+    for i in 0..ROUNDS + WARMUP {
+        let t = Instant::now();
+        let uuid = stack
+            .create_template(ADMIN, &template(&format!("{prefix}{i}"), free_port()))
+            .await;
+        wait_db(stack, &uuid, false).await;
+        let made = t.elapsed();
+        let t = Instant::now();
+        assert_eq!(delete_capsule(stack, &uuid).await, 204);
+        wait_db(stack, &uuid, true).await;
+        if i >= WARMUP {
+            create.push(made);
+            delete.push(t.elapsed());
+        }
+        let left = host.leftovers(&uuid);
+        assert!(left.is_empty(), "{left:?}");
+    }
+    (create, delete)
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let registry = std::env::var("ZUN_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5100".into());
@@ -211,28 +235,17 @@ async fn main() {
     let agent_pid = host.compute.pid().expect("agent runs");
     let idle_rss = rss_kib(agent_pid);
 
-    // Sequential create -> Running and delete -> gone.
-    let (mut create, mut delete) = (Vec::new(), Vec::new());
-    for i in 0..ROUNDS + WARMUP {
-        let t = Instant::now();
-        let uuid = stack
-            .create_template(ADMIN, &template(&format!("b{i}"), free_port()))
-            .await;
-        wait_db(&stack, &uuid, false).await;
-        let made = t.elapsed();
-        let t = Instant::now();
-        assert_eq!(delete_capsule(&stack, &uuid).await, 204);
-        wait_db(&stack, &uuid, true).await;
-        if i >= WARMUP {
-            create.push(made);
-            delete.push(t.elapsed());
-        }
-        assert!(
-            host.leftovers(&uuid).is_empty(),
-            "{:?}",
-            host.leftovers(&uuid)
-        );
-    }
+    // Sequential create -> Running and delete -> gone: first the only capsule on the host
+    // (netavark makes the bridge and its network-wide rules for each create and removes them
+    // with each delete), then beside a capsule that keeps the network up.
+    let (create, delete) = rounds(&stack, &host, "b").await;
+    let neighbour = stack
+        .create_template(ADMIN, &template("neighbour", free_port()))
+        .await;
+    wait_db(&stack, &neighbour, false).await;
+    let (create_n, delete_n) = rounds(&stack, &host, "n").await;
+    assert_eq!(delete_capsule(&stack, &neighbour).await, 204);
+    wait_db(&stack, &neighbour, true).await;
 
     // Host memory per capsule: 10 capsules running, their shims' and pauses' private memory.
     let mut uuids = Vec::new();
@@ -280,6 +293,8 @@ async fn main() {
     );
     let ours = report("capsule create -> all Running (API path)", create);
     let ours_del = report("capsule delete -> gone (API path)", delete);
+    report("  the same beside another capsule: create", create_n);
+    report("  the same beside another capsule: delete", delete_n);
     if let Some((pc, pd)) = podman_rounds(&registry) {
         let theirs = report("podman pod create + 2 x run --pod", pc);
         let theirs_del = report("podman pod rm -f", pd);
