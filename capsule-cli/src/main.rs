@@ -1,0 +1,3 @@
+//! `capsule`: capsules from a terminal.
+
+fn main() {}
