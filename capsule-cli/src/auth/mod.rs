@@ -1,10 +1,18 @@
 //! Who the caller is and where the API is: `--os-*` flags, `OS_*` variables and `clouds.yaml`
 //! (with `secure.yaml`), Keystone v3 password, application-credential and token auth, token
 //! reuse while valid, and the `container` endpoint from the catalog.
+//!
+//! [`session`] reads the files and variables of the environment; [`session_with`] takes them
+//! as [`Paths`], so tests (and callers with their own layout) need no process-wide state.
 
+pub mod cache;
 pub mod clouds;
+pub mod keystone;
+
+use std::path::PathBuf;
 
 use crate::CliError;
+use keystone::Method;
 
 /// The `--os-*` flags (each also read from its `OS_*` variable), and `--endpoint`.
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -112,6 +120,34 @@ pub struct Session {
     pub endpoint: String,
 }
 
+/// Where `clouds.yaml`, `secure.yaml` and the token cache are.
+#[derive(Clone, Debug, Default)]
+pub struct Paths {
+    /// Candidate `clouds.yaml` files, in order; the first that exists is read.
+    pub clouds: Vec<PathBuf>,
+    /// Candidate `secure.yaml` files, in order; the first that exists is merged over it.
+    pub secure: Vec<PathBuf>,
+    /// The token cache directory; `None` disables reuse.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Paths {
+    /// The usual places: `OS_CLIENT_CONFIG_FILE` (and `OS_CLIENT_SECURE_FILE`) first, then
+    /// `./`, `$XDG_CONFIG_HOME/openstack/` or `~/.config/openstack/`, `/etc/openstack/`; the
+    /// cache in `$XDG_CACHE_HOME/capsule/` or `~/.cache/capsule/` unless
+    /// `CAPSULE_NO_TOKEN_CACHE` is set (to anything but `0`).
+    pub fn from_env() -> Self {
+        let dirs = clouds::search_dirs();
+        let file = |var| clouds::non_empty_var(var).map(PathBuf::from);
+        let no_cache = clouds::non_empty_var("CAPSULE_NO_TOKEN_CACHE").is_some_and(|v| v != "0");
+        Self {
+            clouds: clouds::candidates("clouds", file("OS_CLIENT_CONFIG_FILE"), &dirs),
+            secure: clouds::candidates("secure", file("OS_CLIENT_SECURE_FILE"), &dirs),
+            cache_dir: if no_cache { None } else { cache::default_dir() },
+        }
+    }
+}
+
 /// Authenticates as `args` say (flags and variables first, then `clouds.yaml`), reusing a
 /// cached token while it is valid, and finds the endpoint. `debug` prints the Keystone
 /// requests and answers to stderr with secrets redacted.
@@ -120,6 +156,149 @@ pub fn session(
     http: &reqwest::blocking::Client,
     debug: bool,
 ) -> Result<Session, CliError> {
-    let _ = (args, http, debug);
-    Err(CliError::Auth("authentication is not built yet".into()))
+    session_with(args, http, debug, &Paths::from_env())
+}
+
+/// [`session`] with explicit config files and cache directory.
+pub fn session_with(
+    args: &AuthArgs,
+    http: &reqwest::blocking::Client,
+    debug: bool,
+    paths: &Paths,
+) -> Result<Session, CliError> {
+    let args = resolve(args, paths)?;
+    let method = Method::of(&args)?;
+    let endpoint = args.endpoint.as_deref().map(keystone::api_url);
+    if let (Method::Token, Some(token), Some(endpoint)) = (method, &args.token, &endpoint) {
+        if debug {
+            eprintln!("AUTH: the given token with --endpoint {endpoint}; Keystone not asked");
+        }
+        return Ok(Session {
+            token: token.clone(),
+            endpoint: endpoint.clone(),
+        });
+    }
+    let auth_url = auth_url(&args)?;
+    let body = keystone::auth_body(&args, method)?;
+    let interface = keystone::interface(&args);
+    let cached = paths
+        .cache_dir
+        .as_deref()
+        .map(|d| cache::path(d, &args, method, &auth_url, &interface));
+    if let Some(path) = &cached {
+        if let Some(entry) = cache::load(path) {
+            if let Some(found) = endpoint.clone().or(entry.endpoint) {
+                if debug {
+                    eprintln!(
+                        "AUTH: reusing the token cached in {} (expires {})",
+                        path.display(),
+                        entry.expires_at.to_rfc3339()
+                    );
+                }
+                return Ok(Session {
+                    token: entry.token,
+                    endpoint: found,
+                });
+            }
+        }
+    }
+    let issued = keystone::issue(http, &auth_url, &body, debug)?;
+    let found =
+        keystone::container_endpoint(&issued.catalog, &interface, args.region_name.as_deref());
+    if let (Some(path), Some(expires_at)) = (&cached, issued.expires_at) {
+        let entry = cache::Entry {
+            token: issued.token.clone(),
+            expires_at,
+            endpoint: found.as_ref().ok().cloned(),
+        };
+        if let Err(e) = cache::store(path, &entry) {
+            if debug {
+                eprintln!("AUTH: cannot cache the token in {}: {e}", path.display());
+            }
+        }
+    }
+    Ok(Session {
+        token: issued.token,
+        endpoint: match endpoint {
+            Some(e) => e,
+            None => found?,
+        },
+    })
+}
+
+/// Forgets the cached token for `args` (the API refused it), so the next [`session`] asks
+/// Keystone again. Does nothing if there is none or the credentials are incomplete.
+pub fn forget(args: &AuthArgs) {
+    forget_with(args, &Paths::from_env());
+}
+
+/// [`forget`] with explicit config files and cache directory.
+pub fn forget_with(args: &AuthArgs, paths: &Paths) {
+    let Some(dir) = paths.cache_dir.as_deref() else {
+        return;
+    };
+    let Ok(args) = resolve(args, paths) else {
+        return;
+    };
+    let (Ok(method), Ok(auth_url)) = (Method::of(&args), auth_url(&args)) else {
+        return;
+    };
+    let interface = keystone::interface(&args);
+    cache::remove(&cache::path(dir, &args, method, &auth_url, &interface));
+}
+
+/// The credentials to use: `args` (empty values unset) over the named cloud, if any.
+fn resolve(args: &AuthArgs, paths: &Paths) -> Result<AuthArgs, CliError> {
+    let flags = without_empty(args);
+    match &flags.cloud {
+        Some(name) => {
+            let cloud = clouds::load_cloud(name, &paths.clouds, &paths.secure)?;
+            Ok(clouds::overlay(&flags, without_empty(&cloud)))
+        }
+        None => Ok(flags),
+    }
+}
+
+fn auth_url(args: &AuthArgs) -> Result<String, CliError> {
+    args.auth_url
+        .as_deref()
+        .map(keystone::keystone_url)
+        .ok_or_else(|| {
+            CliError::Usage(
+                "no Keystone URL: set --os-auth-url or OS_AUTH_URL, or name a cloud of \
+                 clouds.yaml with --os-cloud (or give --endpoint with --os-token)"
+                    .into(),
+            )
+        })
+}
+
+/// `args` with every empty or blank value unset (`OS_PROJECT_ID=` means not given).
+fn without_empty(args: &AuthArgs) -> AuthArgs {
+    let mut a = args.clone();
+    for f in [
+        &mut a.cloud,
+        &mut a.auth_url,
+        &mut a.auth_type,
+        &mut a.username,
+        &mut a.user_id,
+        &mut a.password,
+        &mut a.user_domain_name,
+        &mut a.user_domain_id,
+        &mut a.project_name,
+        &mut a.project_id,
+        &mut a.project_domain_name,
+        &mut a.project_domain_id,
+        &mut a.application_credential_id,
+        &mut a.application_credential_name,
+        &mut a.application_credential_secret,
+        &mut a.token,
+        &mut a.region_name,
+        &mut a.interface,
+        &mut a.endpoint,
+    ] {
+        if f.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            *f = None;
+        }
+    }
+    a
 }
