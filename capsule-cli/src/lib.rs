@@ -6,6 +6,7 @@ pub mod auth;
 pub mod client;
 pub mod commands;
 pub mod error;
+pub mod locate;
 pub mod output;
 
 pub use error::CliError;
