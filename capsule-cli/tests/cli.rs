@@ -366,3 +366,68 @@ fn debug_hides_secrets_and_completion_knows_the_commands() {
     );
     assert!(bash.contains("capsule-create") && bash.contains("capsule-delete"));
 }
+
+#[test]
+fn logs_follow_prints_each_new_line_once_and_ends_with_the_capsule() {
+    use std::io::{BufRead, BufReader};
+    let name = unique_name("follow");
+    let file = TemplateFile::edited(&examples_dir().join("minimal.yaml"), &name, |v| {
+        v["spec"]["containers"][0]["command"] = serde_json::json!([
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"
+        ]);
+    });
+    let _guard = CapsuleGuard {
+        name: name.clone(),
+        owner: User::Demo,
+    };
+    let c = json_of(&capsule(
+        User::Demo,
+        &[
+            "capsule-create",
+            "-f",
+            file.arg(),
+            "--wait",
+            "--format",
+            "json",
+        ],
+    ));
+    let container = c["containers"][0]["uuid"].as_str().unwrap().to_owned();
+    let (user, project, password) = User::Demo.credentials();
+    let mut child = base_command()
+        .env("OS_USERNAME", user)
+        .env("OS_PROJECT_NAME", project)
+        .env("OS_PASSWORD", password)
+        .args(["logs", &container, "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Polls overlap (`since` is inclusive): every tick must still come exactly once, in order.
+    let first: u32 = {
+        let l = lines.next().unwrap().unwrap();
+        l.strip_prefix("tick ").unwrap().parse().unwrap()
+    };
+    for want in first + 1..first + 15 {
+        let l = lines.next().expect("follow ended early").unwrap();
+        assert_eq!(l, format!("tick {want}"));
+    }
+    // The capsule goes: follow ends by itself.
+    expect(
+        &capsule(User::Demo, &["capsule-delete", &name, "--wait"]),
+        0,
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("logs --follow did not end after the capsule was deleted");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
+}
