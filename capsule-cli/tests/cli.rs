@@ -10,12 +10,17 @@ use tempest::{env, examples_dir, unique_name, wait_gone, zun, CapsuleGuard, Temp
 
 /// Runs `capsule args` with `user`'s credentials in `OS_*`, as openrc sets them.
 fn capsule(user: User, args: &[&str]) -> Output {
+    command_as(user).args(args).output().expect("run capsule")
+}
+
+/// `capsule` with `user`'s credentials in `OS_*`.
+fn command_as(user: User) -> Command {
     let (name, project, password) = user.credentials();
     let mut cmd = base_command();
     cmd.env("OS_USERNAME", name)
         .env("OS_PROJECT_NAME", project)
         .env("OS_PASSWORD", password);
-    cmd.args(args).output().expect("run capsule")
+    cmd
 }
 
 /// `capsule` with only the common settings (no user, no cache, no inherited `OS_*`).
@@ -273,32 +278,34 @@ fn clouds_yaml_names_the_cloud() {
     assert!(listed.is_array(), "{listed}");
 }
 
-#[test]
-fn logs_print_what_the_container_wrote() {
-    let name = unique_name("logs");
+/// Creates `examples/minimal.yaml` as demo with its container running `sh -c script`, waits
+/// until it runs; its name, its container's uuid, and the guard that deletes it.
+fn running(prefix: &str, script: &str) -> (String, String, CapsuleGuard) {
+    let name = unique_name(prefix);
     let file = TemplateFile::edited(&examples_dir().join("minimal.yaml"), &name, |v| {
-        v["spec"]["containers"][0]["command"] = serde_json::json!([
-            "sh",
-            "-c",
-            "echo one; echo two; echo three; exec sleep 3600"
-        ]);
+        v["spec"]["containers"][0]["command"] = serde_json::json!(["sh", "-c", script]);
     });
-    let _guard = CapsuleGuard {
+    let guard = CapsuleGuard {
         name: name.clone(),
         owner: User::Demo,
     };
-    let c = json_of(&capsule(
-        User::Demo,
-        &[
-            "capsule-create",
-            "-f",
-            file.arg(),
-            "--wait",
-            "--format",
-            "json",
-        ],
-    ));
+    let args = [
+        "capsule-create",
+        "-f",
+        file.arg(),
+        "--wait",
+        "--format",
+        "json",
+    ];
+    let c = json_of(&capsule(User::Demo, &args));
     let container = c["containers"][0]["uuid"].as_str().unwrap().to_owned();
+    (name, container, guard)
+}
+
+#[test]
+fn logs_print_what_the_container_wrote() {
+    let (name, container, _guard) =
+        running("logs", "echo one; echo two; echo three; exec sleep 3600");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let all = expect(&capsule(User::Demo, &["logs", &container]), 0);
@@ -370,35 +377,11 @@ fn debug_hides_secrets_and_completion_knows_the_commands() {
 #[test]
 fn logs_follow_prints_each_new_line_once_and_ends_with_the_capsule() {
     use std::io::{BufRead, BufReader};
-    let name = unique_name("follow");
-    let file = TemplateFile::edited(&examples_dir().join("minimal.yaml"), &name, |v| {
-        v["spec"]["containers"][0]["command"] = serde_json::json!([
-            "sh",
-            "-c",
-            "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"
-        ]);
-    });
-    let _guard = CapsuleGuard {
-        name: name.clone(),
-        owner: User::Demo,
-    };
-    let c = json_of(&capsule(
-        User::Demo,
-        &[
-            "capsule-create",
-            "-f",
-            file.arg(),
-            "--wait",
-            "--format",
-            "json",
-        ],
-    ));
-    let container = c["containers"][0]["uuid"].as_str().unwrap().to_owned();
-    let (user, project, password) = User::Demo.credentials();
-    let mut child = base_command()
-        .env("OS_USERNAME", user)
-        .env("OS_PROJECT_NAME", project)
-        .env("OS_PASSWORD", password)
+    let (name, container, _guard) = running(
+        "follow",
+        "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done",
+    );
+    let mut child = command_as(User::Demo)
         .args(["logs", &container, "--follow"])
         .stdout(std::process::Stdio::piped())
         .spawn()
