@@ -6,7 +6,7 @@
 #                        $STACK_DIR (passwords, keystone database, RabbitMQ node data,
 #                        zun-compute state, containerd's content and snapshots (unmounting
 #                        what is still mounted under its root), registry storage, seeded image
-#                        archives, venvs, logs).
+#                        archives, venvs, logs) and the `capsule` command it installed.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -92,6 +92,11 @@ if ((PURGE)); then
     purge_containerd
     umount_under "$STACK_DIR"
     rm -rf --one-file-system -- "$STACK_DIR"
+    # The capsule command stack.sh installed, only if it is still this repository's build
+    # (same bytes): any other file at that path is left alone.
+    if [[ -x $CAPSULE_CLI_INSTALL ]] && cmp -s "$CAPSULE_CLI_INSTALL" "$CAPSULE_CLI_BIN"; then
+        rm -f "$CAPSULE_CLI_INSTALL" /etc/bash_completion.d/capsule
+    fi
     # The listen-address drop-in stack.sh added to the cluster's conf.d, unless the cluster was
     # running before this stack (someone else's, or another stack's, who still relies on it).
     if ((PG_OURS)); then
