@@ -6,6 +6,7 @@ pub use template::{parse_create_body, parse_template, CapsuleTemplate, Limits, T
 
 pub mod microversion;
 pub mod rpc;
+pub mod secgroup;
 pub mod status;
 pub mod views;
 

@@ -434,3 +434,38 @@ fn deep_nesting_does_not_overflow() {
     let body = json!({ "template": text });
     assert!(parse_create_body(&body, &Limits::default()).is_err());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    /// Security-group bodies: any JSON anywhere gets an answer (a rule or a 4xx), never a
+    /// panic, and a refusal always has a type and a message.
+    #[test]
+    fn security_group_bodies_never_panic(
+        v in arb_json(),
+        protocol in arb_json(),
+        min in arb_json(),
+        max in arb_json(),
+        prefix in arb_json(),
+    ) {
+        use capsule_types::secgroup::{parse_group_create, parse_group_update, parse_rule_create};
+        for body in [
+            v.clone(),
+            json!({"security_group_rule": v.clone()}),
+            json!({"security_group_rule": {"security_group_id": "g", "direction": "ingress",
+                "protocol": protocol, "port_range_min": min, "port_range_max": max,
+                "remote_ip_prefix": prefix}}),
+        ] {
+            if let Err(e) = parse_rule_create(&body) {
+                prop_assert!((400..500).contains(&e.status) && !e.message.is_empty());
+            }
+        }
+        for body in [v.clone(), json!({"security_group": v})] {
+            for r in [parse_group_create(&body), parse_group_update(&body)] {
+                if let Err(e) = r {
+                    prop_assert!((400..500).contains(&e.status) && !e.kind.is_empty());
+                }
+            }
+        }
+    }
+}
