@@ -10,6 +10,7 @@ pub mod outbox;
 mod pagination;
 pub mod placement;
 pub mod reports;
+pub mod secgroups;
 pub mod services;
 
 use std::time::Duration;

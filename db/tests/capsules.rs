@@ -323,7 +323,11 @@ async fn migrations_are_idempotent(db: Database) {
     let before = db.applied_migrations().await.unwrap();
     assert_eq!(
         before,
-        vec!["m20261124_000001_initial", "m20261124_000002_compute"]
+        vec![
+            "m20261124_000001_initial",
+            "m20261124_000002_compute",
+            "m20261124_000003_security_groups"
+        ]
     );
     db.migrate().await.unwrap();
     assert_eq!(db.applied_migrations().await.unwrap(), before);

@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_initial;
 mod m20261124_000002_compute;
+mod m20261124_000003_security_groups;
 
 /// Every migration of the capsule database, oldest first.
 pub struct Migrator;
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_initial::Migration),
             Box::new(m20261124_000002_compute::Migration),
+            Box::new(m20261124_000003_security_groups::Migration),
         ]
     }
 }
