@@ -4,7 +4,7 @@
 
 use capsule_types::secgroup::{Direction, Ethertype, GroupFields, NewRule};
 use chrono::{SubsecRound, Utc};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
     TransactionTrait,
@@ -253,8 +253,10 @@ impl Database {
     ) -> Result<GroupDeleted, DbError> {
         let ctx = || format!("deleting security group {id}");
         let txn = self.conn.begin().await.map_err(DbError::query(ctx()))?;
+        if !bump_group(&txn, scope, id).await? {
+            return Ok(GroupDeleted::NotFound);
+        }
         let Some(group) = security_group::Entity::find_by_id(id.to_owned())
-            .filter(in_scope(scope))
             .one(&txn)
             .await
             .map_err(DbError::query(ctx()))?
@@ -295,8 +297,10 @@ impl Database {
     ) -> Result<RuleCreated, DbError> {
         let ctx = || format!("adding a rule to security group {}", rule.security_group_id);
         let txn = self.conn.begin().await.map_err(DbError::query(ctx()))?;
+        if !bump_group(&txn, scope, &rule.security_group_id).await? {
+            return Ok(RuleCreated::NoGroup);
+        }
         let Some(group) = security_group::Entity::find_by_id(rule.security_group_id.clone())
-            .filter(in_scope(scope))
             .one(&txn)
             .await
             .map_err(DbError::query(ctx()))?
@@ -306,10 +310,6 @@ impl Database {
         let fp = fingerprint(rule);
         match insert_rule(&txn, &group.project_id, rule).await {
             Ok(added) => {
-                let mut am: security_group::ActiveModel = group.clone().into();
-                am.updated_at = Set(now());
-                am.revision_number = Set(group.revision_number + 1);
-                am.update(&txn).await.map_err(DbError::query(ctx()))?;
                 txn.commit().await.map_err(DbError::query(ctx()))?;
                 Ok(RuleCreated::Added(Box::new(added)))
             }
@@ -361,6 +361,29 @@ impl Database {
         let done = q.exec(&self.conn).await.map_err(DbError::query(ctx()))?;
         Ok(done.rows_affected > 0)
     }
+}
+
+/// Bumps the revision of group `id` in `scope`, as the first statement of a transaction: on
+/// SQLite a transaction that reads first and writes later fails with "database is locked"
+/// when another writer got in between, while one that writes first waits its turn. Whether
+/// the group is there.
+async fn bump_group(
+    c: &impl ConnectionTrait,
+    scope: GroupScope<'_>,
+    id: &str,
+) -> Result<bool, DbError> {
+    let done = security_group::Entity::update_many()
+        .col_expr(
+            security_group::Column::RevisionNumber,
+            Expr::col(security_group::Column::RevisionNumber).add(1),
+        )
+        .col_expr(security_group::Column::UpdatedAt, Expr::value(now()))
+        .filter(security_group::Column::Id.eq(id.to_owned()))
+        .filter(in_scope(scope))
+        .exec(c)
+        .await
+        .map_err(DbError::query(format!("locking security group {id}")))?;
+    Ok(done.rows_affected > 0)
 }
 
 fn default_rule(
