@@ -130,8 +130,8 @@ pub struct NewCapsule {
     pub annotations: Option<Json>,
     /// The validated template.
     pub template: Json,
-    /// Security groups as named in the template.
-    pub security_groups: Vec<String>,
+    /// Security groups as named in the template, each with the id it resolved to.
+    pub security_groups: Vec<SecurityGroupBinding>,
     /// Containers, init and app.
     pub containers: Vec<NewContainer>,
     /// Volume mounts.
@@ -140,6 +140,15 @@ pub struct NewCapsule {
     pub claim: Option<Claim>,
     /// Messages to publish once this is committed.
     pub outbox: Vec<NewOutbox>,
+}
+
+/// A capsule's security group: as the template names it, and its id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecurityGroupBinding {
+    /// The name or id as given.
+    pub reference: String,
+    /// The group's id.
+    pub security_group_id: String,
 }
 
 /// A capsule with everything its view shows.
@@ -286,12 +295,12 @@ impl Database {
             .await
             .map_err(DbError::query(ctx()))?;
         }
-        for (i, reference) in new.security_groups.iter().enumerate() {
+        for (i, b) in new.security_groups.iter().enumerate() {
             capsule_security_group::ActiveModel {
                 capsule_id: Set(row.id),
                 position: Set(i32::try_from(i).unwrap_or(i32::MAX)),
-                reference: Set(reference.clone()),
-                security_group_id: Set(None),
+                reference: Set(b.reference.clone()),
+                security_group_id: Set(Some(b.security_group_id.clone())),
                 ..Default::default()
             }
             .insert(&txn)
@@ -309,7 +318,11 @@ impl Database {
             capsule: row,
             init_containers,
             containers,
-            security_groups: new.security_groups,
+            security_groups: new
+                .security_groups
+                .into_iter()
+                .map(|b| b.reference)
+                .collect(),
         };
         Ok((rec, outbox_ids))
     }

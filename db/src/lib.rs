@@ -5,6 +5,7 @@ pub mod capsules;
 pub mod containers;
 pub mod entity;
 mod error;
+pub mod firewall;
 pub mod migration;
 pub mod outbox;
 mod pagination;
@@ -19,7 +20,9 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
 
-pub use capsules::{CapsuleRecord, NewCapsule, NewContainer, NewVolumeMapping, Scope};
+pub use capsules::{
+    CapsuleRecord, NewCapsule, NewContainer, NewVolumeMapping, Scope, SecurityGroupBinding,
+};
 pub use containers::ContainerRecord;
 pub use error::DbError;
 pub use outbox::NewOutbox;

@@ -43,6 +43,17 @@ impl Database {
         seq: u64,
         state: &CapsuleState,
     ) -> Result<ReportOutcome, DbError> {
+        Ok(self.apply_capsule_state_with(host, seq, state).await?.0)
+    }
+
+    /// [`Database::apply_capsule_state`], also saying which project's capsule changed its
+    /// addresses (its security groups' members changed).
+    pub async fn apply_capsule_state_with(
+        &self,
+        host: &str,
+        seq: u64,
+        state: &CapsuleState,
+    ) -> Result<(ReportOutcome, Option<String>), DbError> {
         let uuid = state.capsule.to_string();
         let ctx = || format!("applying the state of capsule {uuid} from {host}");
         let txn = self.conn.begin().await.map_err(DbError::query(ctx()))?;
@@ -50,7 +61,7 @@ impl Database {
             .await
             .map_err(DbError::query(ctx()))?
         else {
-            return self.why_not(&uuid, host).await;
+            return Ok((self.why_not(&uuid, host).await?, None));
         };
         // While a delete is pending, a late report (a create that finished meanwhile) does not
         // bring the capsule back; but a failed delete (Error) ends the pending delete, so the
@@ -63,18 +74,17 @@ impl Database {
             (state.status.as_str(), state.status_reason.clone(), None)
         };
         let t = now();
+        let addresses = if state.addresses.is_null() {
+            serde_json::json!({})
+        } else {
+            state.addresses.clone()
+        };
+        let readdressed = (row.addresses != addresses).then(|| row.project_id.clone());
         capsule::Entity::update_many()
             .col_expr(capsule::Column::Status, Expr::value(status))
             .col_expr(capsule::Column::StatusReason, Expr::value(reason))
             .col_expr(capsule::Column::TaskState, Expr::value(task_state))
-            .col_expr(
-                capsule::Column::Addresses,
-                Expr::value(if state.addresses.is_null() {
-                    serde_json::json!({})
-                } else {
-                    state.addresses.clone()
-                }),
-            )
+            .col_expr(capsule::Column::Addresses, Expr::value(addresses))
             .col_expr(capsule::Column::UpdatedAt, Expr::value(t))
             .filter(capsule::Column::Id.eq(row.id))
             .exec(&txn)
@@ -113,7 +123,7 @@ impl Database {
             .await
             .map_err(DbError::query(ctx()))?;
         txn.commit().await.map_err(DbError::query(ctx()))?;
-        Ok(ReportOutcome::Applied)
+        Ok((ReportOutcome::Applied, readdressed))
     }
 
     /// Applies `host`'s report that capsule `uuid` is gone from it. A capsule being deleted is
@@ -125,13 +135,24 @@ impl Database {
         seq: u64,
         uuid: &str,
     ) -> Result<ReportOutcome, DbError> {
+        Ok(self.apply_capsule_deleted_with(host, seq, uuid).await?.0)
+    }
+
+    /// [`Database::apply_capsule_deleted`], also saying the capsule's project when it applied
+    /// (its security groups lost a member).
+    pub async fn apply_capsule_deleted_with(
+        &self,
+        host: &str,
+        seq: u64,
+        uuid: &str,
+    ) -> Result<(ReportOutcome, Option<String>), DbError> {
         let ctx = || format!("applying the deletion of capsule {uuid} from {host}");
         let txn = self.conn.begin().await.map_err(DbError::query(ctx()))?;
         let Some(row) = take_report(&txn, uuid, host, seq)
             .await
             .map_err(DbError::query(ctx()))?
         else {
-            return self.why_not(uuid, host).await;
+            return Ok((self.why_not(uuid, host).await?, None));
         };
         if row.task_state.as_deref() == Some(TASK_DELETING) {
             release_claim(&txn, &row)
@@ -149,7 +170,7 @@ impl Database {
             .await
             .map_err(DbError::query(ctx()))?;
         txn.commit().await.map_err(DbError::query(ctx()))?;
-        Ok(ReportOutcome::Applied)
+        Ok((ReportOutcome::Applied, Some(row.project_id)))
     }
 
     /// Why a report did not apply: the capsule is unknown, on another host, or the report is
@@ -298,6 +319,11 @@ async fn mark_lost<C: ConnectionTrait>(db: &C, id: i32, host: &str) -> Result<()
         .col_expr(
             capsule::Column::StatusReason,
             Expr::value(format!("The capsule is no longer on host {host}.")),
+        )
+        // Its address is free on the host again: it must not stay in anyone's rules.
+        .col_expr(
+            capsule::Column::Addresses,
+            Expr::value(serde_json::json!({})),
         )
         .col_expr(capsule::Column::UpdatedAt, Expr::value(now()))
         .filter(capsule::Column::Id.eq(id))

@@ -6,8 +6,8 @@ use capsule_types::secgroup::{Direction, Ethertype, GroupFields, NewRule};
 use chrono::{SubsecRound, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 
@@ -59,6 +59,17 @@ pub enum GroupDeleted {
     InUse,
     /// It is its project's `default` and the caller is not an admin.
     IsDefault,
+}
+
+/// What a capsule's reference to a group (a name or an id) resolved to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resolved {
+    /// The group with this id.
+    Group(String),
+    /// No group of the project has that id or name.
+    NotFound,
+    /// Several groups of the project have that name.
+    Ambiguous,
 }
 
 /// SHA-256 of what `r` lets through (everything but the description).
@@ -156,6 +167,73 @@ impl Database {
             .one(&self.conn)
             .await
             .map_err(DbError::query(ctx()))
+    }
+
+    /// The group of `project` that `reference` names: its id, else its name (`default` is the
+    /// project's default group, made if needed).
+    pub async fn resolve_security_group(
+        &self,
+        project: &str,
+        reference: &str,
+    ) -> Result<Resolved, DbError> {
+        if reference == "default" {
+            return Ok(Resolved::Group(
+                self.ensure_default_security_group(project).await?.id,
+            ));
+        }
+        let ctx = || format!("resolving security group {reference:?} of project {project}");
+        let by_id = security_group::Entity::find_by_id(reference.to_owned())
+            .filter(security_group::Column::ProjectId.eq(project.to_owned()))
+            .one(&self.conn)
+            .await
+            .map_err(DbError::query(ctx()))?;
+        if let Some(g) = by_id {
+            return Ok(Resolved::Group(g.id));
+        }
+        let by_name = security_group::Entity::find()
+            .filter(security_group::Column::ProjectId.eq(project.to_owned()))
+            .filter(security_group::Column::Name.eq(reference.to_owned()))
+            .limit(2)
+            .all(&self.conn)
+            .await
+            .map_err(DbError::query(ctx()))?;
+        Ok(match by_name.as_slice() {
+            [] => Resolved::NotFound,
+            [g] => Resolved::Group(g.id.clone()),
+            _ => Resolved::Ambiguous,
+        })
+    }
+
+    /// The ids of the default groups in `scope`.
+    pub async fn default_security_group_ids(
+        &self,
+        scope: GroupScope<'_>,
+    ) -> Result<std::collections::BTreeSet<String>, DbError> {
+        let mut q = default_security_group::Entity::find();
+        if let GroupScope::Project(p) = scope {
+            q = q.filter(default_security_group::Column::ProjectId.eq(p.to_owned()));
+        }
+        Ok(q.all(&self.conn)
+            .await
+            .map_err(DbError::query("listing default security groups"))?
+            .into_iter()
+            .map(|d| d.security_group_id)
+            .collect())
+    }
+
+    /// Rule `id` if its group is in `scope`.
+    pub async fn security_group_rule(
+        &self,
+        scope: GroupScope<'_>,
+        id: &str,
+    ) -> Result<Option<security_group_rule::Model>, DbError> {
+        let mut q = security_group_rule::Entity::find_by_id(id.to_owned());
+        if let GroupScope::Project(p) = scope {
+            q = q.filter(security_group_rule::Column::ProjectId.eq(p.to_owned()));
+        }
+        q.one(&self.conn)
+            .await
+            .map_err(DbError::query(format!("reading security group rule {id}")))
     }
 
     /// The groups in `scope`, oldest first, with their rules.
@@ -280,6 +358,13 @@ impl Database {
         if used {
             return Ok(GroupDeleted::InUse);
         }
+        // Rules of other groups that let this group's members in go with it (Neutron's
+        // cascade on `remote_group_id`).
+        security_group_rule::Entity::delete_many()
+            .filter(security_group_rule::Column::RemoteGroupId.eq(group.id.clone()))
+            .exec(&txn)
+            .await
+            .map_err(DbError::query(ctx()))?;
         security_group::Entity::delete_by_id(group.id)
             .exec(&txn)
             .await

@@ -5,7 +5,10 @@
 mod common;
 
 use common::{with_db, Backend};
-use db::{Database, DbError, ListParams, NewCapsule, NewContainer, Scope, SortDir, SortKey};
+use db::{
+    Database, DbError, ListParams, NewCapsule, NewContainer, Scope, SecurityGroupBinding, SortDir,
+    SortKey,
+};
 use serde_json::json;
 
 fn container(uuid: &str, is_init: bool, position: i32) -> NewContainer {
@@ -48,7 +51,13 @@ fn capsule(project: &str, name: Option<&str>, host: Option<&str>) -> NewCapsule 
         labels: json!({"app": "web"}),
         annotations: None,
         template: json!({"name": name}),
-        security_groups: vec!["default".into(), "web".into()],
+        security_groups: ["default", "web"]
+            .into_iter()
+            .map(|r| SecurityGroupBinding {
+                reference: r.into(),
+                security_group_id: format!("id-of-{r}"),
+            })
+            .collect(),
         containers: vec![
             container(&uuid::Uuid::new_v4().to_string(), false, 1),
             container(&uuid::Uuid::new_v4().to_string(), true, 0),
@@ -326,7 +335,8 @@ async fn migrations_are_idempotent(db: Database) {
         vec![
             "m20261124_000001_initial",
             "m20261124_000002_compute",
-            "m20261124_000003_security_groups"
+            "m20261124_000003_security_groups",
+            "m20261124_000004_firewall_epoch"
         ]
     );
     db.migrate().await.unwrap();

@@ -8,7 +8,9 @@ mod common;
 use capsule_types::rpc::{CapsuleState, ContainerState};
 use capsule_types::CapsuleStatus;
 use db::entity::compute_node;
-use db::{Claim, Database, DbError, NewCapsule, NewOutbox, ReportOutcome, Scope};
+use db::{
+    Claim, Database, DbError, NewCapsule, NewOutbox, ReportOutcome, Scope, SecurityGroupBinding,
+};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use serde_json::json;
 use std::time::Duration;
@@ -78,7 +80,10 @@ fn capsule_on(host: &str, memory: i64, ports: &[u16]) -> NewCapsule {
         labels: json!({}),
         annotations: None,
         template: json!({}),
-        security_groups: vec!["default".into()],
+        security_groups: vec![SecurityGroupBinding {
+            reference: "default".into(),
+            security_group_id: "id-of-default".into(),
+        }],
         containers: vec![],
         volume_mappings: vec![],
         claim: Some(Claim {

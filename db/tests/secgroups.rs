@@ -6,10 +6,8 @@
 mod common;
 
 use capsule_types::secgroup::{parse_rule_create, GroupFields, NewRule};
-use db::entity::capsule_security_group;
 use db::secgroups::{GroupDeleted, GroupScope, RuleCreated};
-use db::{Database, NewCapsule};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use db::{Database, NewCapsule, SecurityGroupBinding};
 use serde_json::json;
 
 both_backends!(
@@ -18,6 +16,7 @@ both_backends!(
     the_same_rule_twice_is_one_rule_even_concurrently,
     rules_of_other_projects_groups_are_out_of_reach,
     a_group_capsules_use_is_kept,
+    a_hosts_firewall_has_its_capsules_groups_and_member_addresses,
 );
 
 fn rule(group: &str, fields: serde_json::Value) -> NewRule {
@@ -295,23 +294,16 @@ async fn a_group_capsules_use_is_kept(db: Database) {
         labels: json!({}),
         annotations: None,
         template: json!({}),
-        security_groups: vec!["web".into()],
+        security_groups: vec![SecurityGroupBinding {
+            reference: "web".into(),
+            security_group_id: g.clone(),
+        }],
         containers: vec![],
         volume_mappings: vec![],
         claim: None,
         outbox: vec![],
     };
     db.create_capsule(capsule).await.unwrap();
-    // Bind it as the API will once groups are resolved at create.
-    let binding = capsule_security_group::Entity::find()
-        .filter(capsule_security_group::Column::Reference.eq("web"))
-        .one(db.connection())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut am: capsule_security_group::ActiveModel = binding.into();
-    am.security_group_id = Set(Some(g.clone()));
-    am.update(db.connection()).await.unwrap();
     assert_eq!(
         db.delete_security_group(GroupScope::Project("p1"), &g, false)
             .await
@@ -323,4 +315,143 @@ async fn a_group_capsules_use_is_kept(db: Database) {
         .await
         .unwrap()
         .is_some());
+}
+
+fn placed(project: &str, host: &str, groups: &[&str]) -> NewCapsule {
+    NewCapsule {
+        uuid: uuid::Uuid::new_v4().to_string(),
+        name: None,
+        project_id: project.into(),
+        user_id: "u1".into(),
+        status: "Creating".into(),
+        status_reason: None,
+        host: Some(host.into()),
+        availability_zone: None,
+        cpu: 0.0,
+        memory: 0,
+        restart_policy: "always".into(),
+        restart_max_retries: 0,
+        labels: json!({}),
+        annotations: None,
+        template: json!({}),
+        security_groups: groups
+            .iter()
+            .map(|g| SecurityGroupBinding {
+                reference: (*g).into(),
+                security_group_id: (*g).into(),
+            })
+            .collect(),
+        containers: vec![],
+        volume_mappings: vec![],
+        claim: None,
+        outbox: vec![],
+    }
+}
+
+async fn report_address(
+    db: &Database,
+    host: &str,
+    seq: u64,
+    uuid: &str,
+    ip: &str,
+) -> Option<String> {
+    let state = capsule_types::rpc::CapsuleState {
+        capsule: uuid.parse().unwrap(),
+        status: capsule_types::CapsuleStatus::Running,
+        status_reason: None,
+        containers: vec![],
+        addresses: json!({"capsule": [{"addr": ip, "version": 4}]}),
+    };
+    let (outcome, readdressed) = db
+        .apply_capsule_state_with(host, seq, &state)
+        .await
+        .unwrap();
+    assert_eq!(outcome, db::ReportOutcome::Applied);
+    readdressed
+}
+
+async fn a_hosts_firewall_has_its_capsules_groups_and_member_addresses(db: Database) {
+    use capsule_types::secgroup::{Cidr, Direction, Ethertype};
+    let d = db.ensure_default_security_group("p1").await.unwrap().id;
+    let d2 = db.ensure_default_security_group("p2").await.unwrap().id;
+    let w = db
+        .create_security_group("p1", "web", "")
+        .await
+        .unwrap()
+        .group
+        .id;
+    assert!(matches!(
+        db.create_security_group_rule(GroupScope::Project("p1"), &web(&w))
+            .await
+            .unwrap(),
+        RuleCreated::Added(_)
+    ));
+    let c1 = placed("p1", "h1", &[&d, &w]);
+    let c2 = placed("p1", "h2", &[&d]);
+    let c3 = placed("p2", "h1", &[&d2]);
+    for c in [&c1, &c2, &c3] {
+        db.create_capsule(c.clone()).await.unwrap();
+    }
+    // A first address changes the groups' members; the same one again does not.
+    assert_eq!(
+        report_address(&db, "h1", 1, &c1.uuid, "10.89.0.2")
+            .await
+            .as_deref(),
+        Some("p1")
+    );
+    assert_eq!(
+        report_address(&db, "h1", 2, &c1.uuid, "10.89.0.2").await,
+        None
+    );
+    report_address(&db, "h2", 1, &c2.uuid, "10.89.0.3").await;
+    report_address(&db, "h1", 3, &c3.uuid, "10.89.0.4").await;
+
+    let mut hosts = db.project_hosts("p1").await.unwrap();
+    hosts.sort();
+    assert_eq!(hosts, ["h1", "h2"]);
+    let e1 = db.bump_firewall_epoch().await.unwrap();
+    let e2 = db.bump_firewall_epoch().await.unwrap();
+    assert!(e2 > e1 && db.firewall_epoch().await.unwrap() == e2);
+
+    let fw = db.host_firewall("h1", e2).await.unwrap();
+    assert_eq!(fw.epoch, e2);
+    let u1: uuid::Uuid = c1.uuid.parse().unwrap();
+    let u3: uuid::Uuid = c3.uuid.parse().unwrap();
+    assert_eq!(fw.capsules.len(), 2, "only h1's capsules: {fw:?}");
+    assert_eq!(fw.capsules[&u1], vec![d.clone(), w.clone()]);
+    assert_eq!(fw.capsules[&u3], vec![d2.clone()]);
+    assert_eq!(fw.groups.len(), 3);
+    let host = |ip: &str| Cidr::parse(ip).unwrap();
+    // p1's default lets in its members on both hosts, p2's only its own.
+    let from_members: Vec<_> = fw.groups[&d]
+        .iter()
+        .filter(|r| r.direction == Direction::Ingress && r.ethertype == Ethertype::IPv4)
+        .collect();
+    assert_eq!(from_members.len(), 1);
+    assert_eq!(
+        from_members[0].remote,
+        Some(vec![host("10.89.0.2"), host("10.89.0.3")])
+    );
+    let p2_in: Vec<_> = fw.groups[&d2]
+        .iter()
+        .filter(|r| r.direction == Direction::Ingress && r.ethertype == Ethertype::IPv4)
+        .collect();
+    assert_eq!(p2_in[0].remote, Some(vec![host("10.89.0.4")]));
+    let web_in: Vec<_> = fw.groups[&w]
+        .iter()
+        .filter(|r| r.direction == Direction::Ingress)
+        .collect();
+    assert_eq!(web_in.len(), 1);
+    assert_eq!(web_in[0].protocol, Some(6));
+    assert_eq!(
+        (web_in[0].port_range_min, web_in[0].port_range_max),
+        (Some(80), Some(80))
+    );
+    assert_eq!(web_in[0].remote, Some(vec![host("0.0.0.0/0")]));
+    assert!(db
+        .host_firewall("nowhere", 1)
+        .await
+        .unwrap()
+        .capsules
+        .is_empty());
 }

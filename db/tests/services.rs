@@ -46,6 +46,7 @@ fn heartbeat(host: &str, mem: u64, cpus: f64) -> Heartbeat {
         },
         capsules: vec![],
         seq: 0,
+        firewall_epoch: None,
     }
 }
 

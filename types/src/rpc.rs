@@ -111,6 +111,12 @@ pub enum ComputeRequest {
         /// Capsules to report.
         capsules: Vec<Uuid>,
     },
+    /// Enforce these security groups from now on: the host's whole firewall, replacing the
+    /// last one unless that one has a newer epoch. Legal at any time; idempotent.
+    SetFirewall {
+        /// The firewall.
+        firewall: Box<crate::secgroup::HostFirewall>,
+    },
     /// Read a container's logs. Legal only as a call (with a reply queue), for a capsule placed
     /// on this host; answered with a [`LogsReply`]. Reads only.
     ContainerLogs {
@@ -177,7 +183,7 @@ impl ComputeRequest {
         match self {
             ComputeRequest::CreateCapsule { capsule } => Some(capsule.uuid),
             ComputeRequest::DeleteCapsule { capsule } => Some(*capsule),
-            ComputeRequest::SyncCapsules { .. } => None,
+            ComputeRequest::SyncCapsules { .. } | ComputeRequest::SetFirewall { .. } => None,
             ComputeRequest::ContainerLogs { capsule, .. } => Some(*capsule),
         }
     }
@@ -188,6 +194,7 @@ impl ComputeRequest {
             ComputeRequest::CreateCapsule { .. } => "create_capsule",
             ComputeRequest::DeleteCapsule { .. } => "delete_capsule",
             ComputeRequest::SyncCapsules { .. } => "sync_capsules",
+            ComputeRequest::SetFirewall { .. } => "set_firewall",
             ComputeRequest::ContainerLogs { .. } => "container_logs",
         }
     }
@@ -300,6 +307,10 @@ pub struct Heartbeat {
     /// was away).
     #[serde(default)]
     pub seq: u64,
+    /// The epoch of the last firewall the host got from the API since it started; `None`
+    /// until it got one. The conductor sends a newer one when this is behind.
+    #[serde(default)]
+    pub firewall_epoch: Option<u64>,
 }
 
 #[cfg(test)]

@@ -81,16 +81,23 @@ async fn handle(
     async {
         let result = match &env.body {
             ConductorEvent::CapsuleState { host, seq, state: s } => {
-                let r = state.db.apply_capsule_state(host, *seq, s).await;
+                let r = state.db.apply_capsule_state_with(host, *seq, s).await;
                 tracing::debug!(capsule = %s.capsule, %host, seq, status = %s.status, outcome = ?r.as_ref().ok(), "state report");
-                r.map(|o| orphan(host, s.capsule, o))
+                if let (Ok((_, Some(project))), Some(fw)) = (&r, &state.firewall) {
+                    // Its address changed: its groups' members did.
+                    fw.project_changed(project).await;
+                }
+                r.map(|(o, _)| orphan(host, s.capsule, o))
             }
             ConductorEvent::CapsuleDeleted { host, seq, capsule } => {
                 let r = state
                     .db
-                    .apply_capsule_deleted(host, *seq, &capsule.to_string())
+                    .apply_capsule_deleted_with(host, *seq, &capsule.to_string())
                     .await;
                 tracing::debug!(%capsule, %host, seq, outcome = ?r.as_ref().ok(), "deletion report");
+                if let (Ok((_, Some(project))), Some(fw)) = (&r, &state.firewall) {
+                    fw.project_changed(project).await;
+                }
                 r.map(|_| None)
             }
             ConductorEvent::Heartbeat(hb) => heartbeat(state, hb)
@@ -130,6 +137,9 @@ fn orphan(
 /// host's orphans (capsules the database does not place there).
 async fn heartbeat(state: &AppState, hb: &Heartbeat) -> Result<Vec<uuid::Uuid>, db::DbError> {
     state.db.record_heartbeat(hb).await?;
+    if let Some(fw) = &state.firewall {
+        fw.heartbeat(&hb.host, hb.firewall_epoch).await?;
+    }
     let placed = state.db.capsules_on_host(&hb.host).await?;
     let on_host: HashSet<String> = hb.capsules.iter().map(|u| u.to_string()).collect();
     let placed_ids: HashSet<&str> = placed.iter().map(|(u, ..)| u.as_str()).collect();

@@ -27,6 +27,19 @@ pub struct Config {
     pub conductor: ConductorConfig,
     /// `[scheduler]`: choosing a compute host.
     pub scheduler: SchedulerConfig,
+    /// `[network_api]`: the Neutron-compatible security-group API.
+    pub network_api: NetworkApiConfig,
+}
+
+/// `[network_api]`: the subset of Neutron's API that security groups need, on its own
+/// listener (register it in Keystone as service type `network` on a cloud without Neutron).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkApiConfig {
+    /// Address to listen on; none (the default): not served.
+    pub listen: Option<SocketAddr>,
+    /// Base URL used in links; default: built from the request's `Host` header.
+    pub public_url: Option<String>,
 }
 
 /// `[rpc]`.

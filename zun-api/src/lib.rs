@@ -9,6 +9,7 @@ pub mod context;
 pub mod error;
 pub mod handlers;
 pub mod microversion;
+pub mod neutron;
 pub mod routes;
 pub mod state;
 pub mod views;
@@ -88,6 +89,7 @@ impl AppState {
             policy: Arc::new(enforcer),
             auth: Arc::new(auth),
             dispatcher: None,
+            firewall: None,
         };
         Ok(match bus {
             Some(bus) => state.with_bus(bus),

@@ -105,12 +105,31 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {listen}"))?;
     tracing::info!(%listen, "zun-api listening");
+    let network_api = match state.config.network_api.listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the network API to {addr}"))?;
+            tracing::info!(listen = %addr, "network API (security groups) listening");
+            Some(tokio::spawn(zun_api::neutron::serve(
+                state.clone(),
+                l,
+                shutdown(),
+            )))
+        }
+        None => None,
+    };
     let app =
         axum::ServiceExt::<axum::extract::Request>::into_make_service(zun_api::service(state));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await
         .context("serving")?;
+    if let Some(n) = network_api {
+        n.await
+            .context("network API task")?
+            .context("serving the network API")?;
+    }
     if let Some(c) = conductor {
         c.stop().await;
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use rpc::Bus;
 
 use crate::app::dispatch::Dispatcher;
+use crate::app::firewall::FirewallSync;
 use crate::app::list_cache::ListCache;
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -31,12 +32,15 @@ pub struct AppState {
     pub list_cache: ListCache,
     /// Publishes to compute hosts; none without `[rpc] url` (then no host can take capsules).
     pub dispatcher: Option<Dispatcher>,
+    /// Sends compute hosts their security-group firewalls; none without `[rpc] url`.
+    pub firewall: Option<FirewallSync>,
 }
 
 impl AppState {
     /// The same state talking to compute hosts through `bus` (tests use an in-process bus).
     pub fn with_bus(mut self, bus: Bus) -> Self {
         let patience = Duration::from_secs(self.config.rpc.publish_timeout_seconds);
+        self.firewall = Some(FirewallSync::start(self.db.clone(), bus.clone()));
         self.dispatcher = Some(Dispatcher::new(self.db.clone(), bus, patience));
         self
     }

@@ -155,6 +155,7 @@ impl<D: RuntimeDriver> Agent<D> {
             resources: crate::host::resources(&self.config.resources),
             capsules,
             seq,
+            firewall_epoch: self.manager.firewall_epoch(),
         };
         if let Err(e) = self.manager.reporter().heartbeat(hb).await {
             tracing::warn!(error = %e, "heartbeat not sent");

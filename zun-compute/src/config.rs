@@ -22,6 +22,8 @@ pub struct Config {
     pub image: crate::image::ImageConfig,
     /// `[network]`: the host's capsule network (pod driver).
     pub network: crate::network::NetworkConfig,
+    /// `[firewall]`: security groups in nftables (pod driver).
+    pub firewall: crate::firewall::FirewallConfig,
 }
 
 /// `[pod]`: settings of the pod driver.

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod config;
 pub mod driver;
+pub mod firewall;
 pub mod host;
 pub mod image;
 pub mod logs;
@@ -36,6 +37,9 @@ pub enum StartError {
     /// The network configuration is unusable.
     #[error("cannot set up the capsule network")]
     Network(#[from] network::NetworkError),
+    /// The security-group firewall cannot be set up.
+    #[error("cannot set up the security-group firewall")]
+    Firewall(#[from] firewall::FirewallError),
 }
 
 /// Builds the agent `config` describes, with the fake driver, on `bus`.
@@ -63,7 +67,16 @@ pub async fn pod_agent(
     let store = store::Store::open(dir)?;
     let images = image::ImageStore::connect(&config.image).await?;
     let network = network::Network::new(config.network.clone())?;
-    let driver = driver::pod::PodDriver::new(dir, config.pod.clone(), images, network).await?;
+    let (subnet, prefix, gateway) = network.subnet();
+    let subnet = capsule_types::secgroup::Cidr {
+        addr: subnet.into(),
+        len: prefix,
+    };
+    let firewall = firewall::Firewall::new(config.firewall.clone(), subnet, gateway)?;
+    let driver = driver::pod::PodDriver::new(dir, config.pod.clone(), images, network)
+        .await?
+        .with_firewall(firewall)
+        .await?;
     let reporter = reporter::Reporter::new(bus.clone(), &config.host());
     let manager = manager::Manager::new(driver, store, reporter);
     Ok(Agent::new(manager, bus, config))

@@ -72,6 +72,11 @@ impl<D: RuntimeDriver> Manager<D> {
         &self.reporter
     }
 
+    /// The epoch of the newest firewall the API sent since start (for heartbeats).
+    pub fn firewall_epoch(&self) -> Option<u64> {
+        self.driver.firewall_epoch()
+    }
+
     /// The capsules this host has.
     pub fn capsules(&self) -> Result<Vec<Uuid>, StoreError> {
         Ok(self
@@ -94,6 +99,15 @@ impl<D: RuntimeDriver> Manager<D> {
             ComputeRequest::CreateCapsule { capsule } => self.create(*capsule).await,
             ComputeRequest::DeleteCapsule { capsule } => self.delete(capsule).await,
             ComputeRequest::SyncCapsules { capsules } => self.sync(&capsules).await,
+            ComputeRequest::SetFirewall { firewall } => {
+                let epoch = firewall.epoch;
+                // A firewall that cannot be applied now is not retried from the queue: the
+                // next heartbeat still shows the old epoch, and the API sends it again.
+                if let Err(e) = self.driver.set_firewall(*firewall).await {
+                    tracing::error!(epoch, error = %e, "cannot apply the firewall");
+                }
+                Ok(())
+            }
             // A call: the agent answers it with `logs`; as a cast it has nothing to do.
             ComputeRequest::ContainerLogs { .. } => Ok(()),
         }

@@ -6,6 +6,7 @@ pub mod capsule_security_group;
 pub mod capsule_template;
 pub mod compute_node;
 pub mod default_security_group;
+pub mod firewall_epoch;
 pub mod host_port;
 pub mod outbox;
 pub mod project_generation;

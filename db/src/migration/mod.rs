@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261124_000001_initial;
 mod m20261124_000002_compute;
 mod m20261124_000003_security_groups;
+mod m20261124_000004_firewall_epoch;
 
 /// Every migration of the capsule database, oldest first.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_initial::Migration),
             Box::new(m20261124_000002_compute::Migration),
             Box::new(m20261124_000003_security_groups::Migration),
+            Box::new(m20261124_000004_firewall_epoch::Migration),
         ]
     }
 }

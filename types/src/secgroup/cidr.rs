@@ -77,3 +77,16 @@ impl fmt::Display for Cidr {
         write!(f, "{}/{}", self.addr, self.len)
     }
 }
+
+impl serde::Serialize for Cidr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Cidr::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("not a CIDR: {s:?}")))
+    }
+}

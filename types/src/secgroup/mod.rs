@@ -4,9 +4,11 @@
 //! input gets a clear 400 (or 409) before anything changes. No I/O.
 
 mod cidr;
+mod firewall;
 mod rule;
 
 pub use cidr::Cidr;
+pub use firewall::{FirewallRule, HostFirewall};
 pub use rule::{parse_rule_create, Direction, Ethertype, NewRule, RuleProtocol};
 
 use serde_json::Value;

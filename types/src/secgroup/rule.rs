@@ -6,7 +6,8 @@ use serde_json::{Map, Value};
 use super::{resource, unrecognized, Cidr, NeutronError, MAX_DESCRIPTION};
 
 /// Which traffic a rule lets through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// Into the capsule.
     Ingress,
@@ -25,7 +26,7 @@ impl Direction {
 }
 
 /// The IP version a rule is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Ethertype {
     /// IPv4 (Neutron's default).
     IPv4,

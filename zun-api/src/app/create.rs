@@ -9,7 +9,11 @@ use capsule_types::rpc::{
 };
 use capsule_types::template::{parse_create_body, ContainerSpec, RestartPolicy, VolumeSource};
 use capsule_types::CapsuleStatus;
-use db::{CapsuleRecord, Claim, DbError, NewCapsule, NewContainer, NewOutbox, NewVolumeMapping};
+use db::secgroups::Resolved;
+use db::{
+    CapsuleRecord, Claim, DbError, NewCapsule, NewContainer, NewOutbox, NewVolumeMapping,
+    SecurityGroupBinding,
+};
 use policy::Target;
 use serde_json::{json, Value};
 
@@ -59,6 +63,8 @@ pub async fn create(
     }
     let mut template = parse_create_body(&body, &state.limits)
         .map_err(|errors| ApiError::schema(errors.to_string()))?;
+    let security_groups =
+        resolve_security_groups(state, &project_id, &template.security_groups).await?;
 
     // Zun drops imagePullPolicy for callers the policy does not allow to choose it.
     let may_pull_policy = state.policy.check(
@@ -161,7 +167,7 @@ pub async fn create(
         labels: json!(template.labels),
         annotations: template.annotations.clone(),
         template: serde_json::to_value(&template).map_err(ApiError::internal)?,
-        security_groups: template.security_groups.clone(),
+        security_groups,
         containers,
         volume_mappings: mappings,
         claim: None,
@@ -202,6 +208,9 @@ pub async fn create(
             match state.db.create_capsule(new).await {
                 Ok((rec, ids)) => {
                     tracing::info!(capsule = %uuid, %host, "capsule scheduled");
+                    if let Some(fw) = &state.firewall {
+                        fw.hosts_changed([host.clone()]);
+                    }
                     dispatcher.publish_now(&ids).await;
                     return Ok(rec);
                 }
@@ -222,6 +231,44 @@ pub async fn create(
     let (rec, _) = state.db.create_capsule(new).await?;
     tracing::info!(capsule = %uuid, "no host can take the capsule");
     Ok(rec)
+}
+
+/// The groups `spec.securityGroups` names, by id or name, in the capsule's project (each
+/// project's `default` is made on first use). An unknown group is a 400 and nothing is made.
+async fn resolve_security_groups(
+    state: &AppState,
+    project: &str,
+    references: &[String],
+) -> Result<Vec<SecurityGroupBinding>, ApiError> {
+    let mut out = Vec::with_capacity(references.len());
+    for (i, reference) in references.iter().enumerate() {
+        let id = match state.db.resolve_security_group(project, reference).await? {
+            Resolved::Group(id) => id,
+            Resolved::NotFound => {
+                return Err(ApiError::invalid_value(format!(
+                    "spec.securityGroups[{i}]: security group {reference:?} not found in this project"
+                )))
+            }
+            Resolved::Ambiguous => {
+                return Err(ApiError::Conflict(format!(
+                    "spec.securityGroups[{i}]: several security groups are named {reference:?}; name it by id"
+                )))
+            }
+        };
+        if out
+            .iter()
+            .any(|b: &SecurityGroupBinding| b.security_group_id == id)
+        {
+            return Err(ApiError::invalid_value(format!(
+                "spec.securityGroups[{i}]: security group {reference:?} is already listed"
+            )));
+        }
+        out.push(SecurityGroupBinding {
+            reference: reference.clone(),
+            security_group_id: id,
+        });
+    }
+    Ok(out)
 }
 
 /// Zun's restart policy `(Name, MaximumRetryCount)` of a container. Init containers of an

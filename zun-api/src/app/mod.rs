@@ -4,6 +4,7 @@ mod body;
 pub mod capsules;
 pub mod create;
 pub mod dispatch;
+pub mod firewall;
 pub mod hosts;
 pub mod list_cache;
 pub mod logs;

@@ -164,6 +164,71 @@ impl TestApi {
         }
     }
 
+    /// A request to the network (security-group) API as `who`, with an optional JSON body.
+    pub async fn net(&self, method: Method, uri: &str, who: Who, body: Option<&Value>) -> Resp {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "net.test:9696")
+            .header("x-user-id", who.user)
+            .header("x-project-id", who.project)
+            .header("x-roles", who.roles);
+        let body = match body {
+            Some(v) => {
+                b = b.header("content-type", "application/json");
+                Body::from(serde_json::to_vec(v).unwrap())
+            }
+            None => Body::empty(),
+        };
+        let resp = zun_api::neutron::router(self.state.clone())
+            .oneshot(b.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let raw = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        let json = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            json,
+            raw,
+        }
+    }
+
+    /// A GET to the network API without any identity.
+    pub async fn send_net_anonymous(&self, uri: &str) -> Resp {
+        let req = Request::builder()
+            .uri(uri)
+            .header("host", "net.test:9696")
+            .body(Body::empty())
+            .unwrap();
+        let resp = zun_api::neutron::router(self.state.clone())
+            .oneshot(req)
+            .await
+            .unwrap();
+        let status = resp.status();
+        let raw = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Resp {
+            status,
+            headers: HeaderMap::new(),
+            json: serde_json::from_slice(&raw).unwrap_or(Value::Null),
+            raw,
+        }
+    }
+
     /// GET as `who` at microversion `ver` (None: no header).
     pub async fn get(&self, uri: &str, who: Who, ver: Option<&str>) -> Resp {
         let h: Vec<(&str, String)> = ver

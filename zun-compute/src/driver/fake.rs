@@ -26,6 +26,8 @@ pub struct FakeRuntime {
     lock: Mutex<()>,
     /// Nothing changes by itself here; kept so `changes` receivers stay open.
     changes: tokio::sync::broadcast::Sender<Uuid>,
+    /// The firewall it would enforce (tests read it).
+    firewall: super::secgroups::SecurityGroups,
 }
 
 /// The reason the fake runtime gives for the capsules it "runs".
@@ -42,7 +44,13 @@ impl FakeRuntime {
             create_delay,
             lock: Mutex::new(()),
             changes: tokio::sync::broadcast::channel(1).0,
+            firewall: super::secgroups::SecurityGroups::load(&dir.join("firewall.json")),
         })
+    }
+
+    /// The firewall document in force (what the pod driver would render into nftables).
+    pub fn firewall(&self) -> capsule_types::secgroup::HostFirewall {
+        self.firewall.current()
     }
 
     fn load(&self) -> BTreeMap<Uuid, CapsuleState> {
@@ -141,5 +149,16 @@ impl RuntimeDriver for FakeRuntime {
 
     fn changes(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
         self.changes.subscribe()
+    }
+
+    async fn set_firewall(
+        &self,
+        firewall: capsule_types::secgroup::HostFirewall,
+    ) -> Result<(), DriverError> {
+        self.firewall.offer(firewall).map(|_| ())
+    }
+
+    fn firewall_epoch(&self) -> Option<u64> {
+        self.firewall.received_epoch()
     }
 }

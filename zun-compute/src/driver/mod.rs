@@ -3,10 +3,12 @@
 
 pub mod fake;
 pub mod pod;
+pub mod secgroups;
 
 use std::future::Future;
 
 use capsule_types::rpc::{CapsuleSpec, CapsuleState, ContainerRef, LogQuery, LogsReply};
+use capsule_types::secgroup::HostFirewall;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -47,4 +49,14 @@ pub trait RuntimeDriver: Send + Sync + 'static {
     /// OOM-killed): the manager inspects and reports each one it hears of. A receiver that
     /// lags just misses names; the reconcile timer catches up with them.
     fn changes(&self) -> broadcast::Receiver<Uuid>;
+
+    /// Enforces `firewall` (the API's whole security-group document for this host) from now
+    /// on, unless a newer one is in force already. Idempotent.
+    fn set_firewall(
+        &self,
+        firewall: HostFirewall,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send;
+
+    /// The epoch of the newest firewall the API sent since the agent started.
+    fn firewall_epoch(&self) -> Option<u64>;
 }

@@ -16,8 +16,10 @@ use capsule_types::CapsuleStatus;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+use super::secgroups::SecurityGroups;
 use super::{DriverError, RuntimeDriver};
 use crate::config::PodConfig;
+use crate::firewall::Firewall;
 use crate::image::{Image, ImageStore, PullPolicy};
 use crate::network::{Attachment, Network, PortMapping, Protocol};
 use crate::shim::{
@@ -36,6 +38,12 @@ pub struct PodDriver {
     cfg: PodConfig,
     changes: broadcast::Sender<Uuid>,
     watchers: Arc<Mutex<HashMap<Uuid, tokio::task::JoinHandle<()>>>>,
+    /// The security groups in force, and the table that enforces them (none: not enforced).
+    secgroups: SecurityGroups,
+    firewall: Option<Firewall>,
+    /// Serializes "read the document and the leases, render, apply", so an older view of
+    /// either never replaces a newer one in the kernel.
+    firewall_lock: tokio::sync::Mutex<()>,
 }
 
 fn err(msg: impl std::fmt::Display) -> DriverError {
@@ -75,6 +83,9 @@ impl PodDriver {
             cfg,
             changes: broadcast::channel(1024).0,
             watchers: Arc::default(),
+            secgroups: SecurityGroups::load(&state_dir.join("firewall.json")),
+            firewall: None,
+            firewall_lock: tokio::sync::Mutex::new(()),
         };
         for entry in std::fs::read_dir(&driver.capsules_dir).map_err(|e| {
             err(format!(
@@ -90,6 +101,28 @@ impl PodDriver {
             }
         }
         Ok(driver)
+    }
+
+    /// Enforces security groups with `firewall`, starting with the document saved before a
+    /// restart (the API sends a newer one when the next heartbeat shows it is behind).
+    pub async fn with_firewall(mut self, firewall: Firewall) -> Result<Self, DriverError> {
+        self.firewall = Some(firewall);
+        self.refresh_firewall().await?;
+        Ok(self)
+    }
+
+    /// Renders the document in force for the capsules that hold an address now, into the
+    /// kernel.
+    async fn refresh_firewall(&self) -> Result<(), DriverError> {
+        let Some(fw) = &self.firewall else {
+            return Ok(());
+        };
+        let _g = self.firewall_lock.lock().await;
+        let doc = self.secgroups.current();
+        let local = self.network.leased_ips().map_err(err)?;
+        fw.apply(&doc, &local)
+            .await
+            .map_err(|e| err(format!("security groups: {e}")))
     }
 
     fn dir(&self, id: Uuid) -> PathBuf {
@@ -201,9 +234,18 @@ impl PodDriver {
         let bytes = serde_json::to_vec_pretty(&plan).map_err(err)?;
         std::fs::write(dir.join("plan.json"), bytes)
             .map_err(|e| err(format!("cannot write the plan in {}: {e}", dir.display())))?;
-        shim::spawn(&self.shim, dir).await.map_err(err)?;
-        self.watch(spec.uuid);
-        let status = self.wait_started(spec, dir).await?;
+        // The capsule's address enters the security-group table while its containers start;
+        // until then the table's catch-all refuses new connections to and from it.
+        let (started, enforced) = tokio::join!(
+            async {
+                shim::spawn(&self.shim, dir).await.map_err(err)?;
+                self.watch(spec.uuid);
+                self.wait_started(spec, dir).await
+            },
+            self.refresh_firewall(),
+        );
+        let status = started?;
+        enforced?;
         Ok(capsule_state(
             spec,
             &status,
@@ -270,6 +312,9 @@ impl PodDriver {
         }
         if let Err(e) = unplugged {
             errors.push(format!("network: {e}"));
+        }
+        if let Err(e) = self.refresh_firewall().await {
+            errors.push(e.0);
         }
         if let Ok(entries) = std::fs::read_dir(dir.join("rootfs")) {
             for entry in entries.flatten() {
@@ -551,6 +596,22 @@ impl RuntimeDriver for PodDriver {
 
     fn changes(&self) -> broadcast::Receiver<Uuid> {
         self.changes.subscribe()
+    }
+
+    async fn set_firewall(
+        &self,
+        firewall: capsule_types::secgroup::HostFirewall,
+    ) -> Result<(), DriverError> {
+        let epoch = firewall.epoch;
+        if self.secgroups.offer(firewall)?.is_some() {
+            self.refresh_firewall().await?;
+            tracing::info!(epoch, "security groups applied");
+        }
+        Ok(())
+    }
+
+    fn firewall_epoch(&self) -> Option<u64> {
+        self.secgroups.received_epoch()
     }
 }
 

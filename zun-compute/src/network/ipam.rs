@@ -3,7 +3,7 @@
 //! concurrent setups (threads or processes) never share an address or a host port and an agent
 //! restart never reuses a live one. Blocking: call it from `spawn_blocking`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::net::Ipv4Addr;
@@ -24,6 +24,16 @@ pub(crate) struct Ipv4Subnet {
 }
 
 impl Ipv4Subnet {
+    /// The network address.
+    pub(crate) fn addr(&self) -> Ipv4Addr {
+        self.network
+    }
+
+    /// The prefix length.
+    pub(crate) fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
     fn mask(&self) -> u32 {
         u32::MAX
             .checked_shl(32 - u32::from(self.prefix))
@@ -273,6 +283,18 @@ impl Ipam {
             .map(|i| Ipv4Addr::from(first + (start - first + i) % count))
             .find(|ip| *ip != self.gateway && !used.contains(ip))
             .ok_or(IpamFailure::Exhausted)
+    }
+
+    /// Every capsule's leased address.
+    pub(crate) fn addresses(&self) -> Result<BTreeMap<Uuid, Ipv4Addr>, IpamFailure> {
+        if !self.dir.exists() {
+            return Ok(BTreeMap::new());
+        }
+        Ok(self
+            .leases()?
+            .into_iter()
+            .map(|(id, l)| (id, l.ip))
+            .collect())
     }
 
     /// The address leased to `capsule`, if any.

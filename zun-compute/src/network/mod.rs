@@ -270,6 +270,19 @@ impl Network {
         self.0.ipam.lease_of(capsule)
     }
 
+    /// Every capsule's leased address (for the security-group firewall).
+    pub fn leased_ips(&self) -> Result<BTreeMap<Uuid, Ipv4Addr>, NetworkError> {
+        self.0
+            .ipam
+            .addresses()
+            .map_err(|e| self.ipam_error(Uuid::nil(), e))
+    }
+
+    /// The subnet and the bridge's address.
+    pub fn subnet(&self) -> (Ipv4Addr, u8, Ipv4Addr) {
+        (self.0.subnet.addr(), self.0.subnet.prefix(), self.0.gateway)
+    }
+
     /// Whether `0.0.0.0:port` can be bound now: a quick pre-check before a create (the
     /// scheduler's claim is the real guard; ports published by capsules are not bound, so they
     /// read as free here, and `setup` refuses them through its own claims).

@@ -1,0 +1,20 @@
+//! The `firewall_epoch` table: one row counting security-group changes.
+
+use sea_orm::entity::prelude::*;
+
+/// The counter.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "firewall_epoch")]
+pub struct Model {
+    /// Always 1.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: i32,
+    /// Bumped after every change that can change what a compute host enforces.
+    pub epoch: i64,
+}
+
+/// No relations.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
