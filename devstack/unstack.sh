@@ -90,6 +90,10 @@ if ((PURGE)); then
     # directories) would let rm -rf reach into their lower layers: unmount them first, and never
     # cross into another file system.
     purge_containerd
+    # The security-group table zun-compute kept for its capsules.
+    if command -v nft >/dev/null && nft list table inet capsule_sg >/dev/null 2>&1; then
+        nft delete table inet capsule_sg
+    fi
     umount_under "$STACK_DIR"
     rm -rf --one-file-system -- "$STACK_DIR"
     # The capsule command stack.sh installed, only if it is still this repository's build
@@ -104,7 +108,7 @@ if ((PURGE)); then
     fi
 fi
 
-for port in "$KEYSTONE_PORT" "$ZUN_API_PORT" "$RABBIT_PORT" "$RABBIT_DIST_PORT" "$EPMD_PORT" "$REGISTRY_PORT"; do
+for port in "$KEYSTONE_PORT" "$ZUN_API_PORT" "$ZUN_NETWORK_API_PORT" "$RABBIT_PORT" "$RABBIT_DIST_PORT" "$EPMD_PORT" "$REGISTRY_PORT"; do
     if port_open "$port"; then
         warn "something still listens on 127.0.0.1:$port"
     fi

@@ -279,7 +279,8 @@ pub fn free_port() -> u16 {
 
 /// What of capsule `uuid` is still on this host, in words (empty: nothing): its network
 /// namespace in `netns_dir`, cgroups, mounts naming it, and firewall rules naming it (netavark
-/// puts the capsule's uuid in its container id, which its rules carry).
+/// puts the capsule's uuid in its container id, which its rules carry; the security-group
+/// table names its chains after the uuid with `_` for `-`).
 pub fn host_leftovers(uuid: &str, netns_dir: &Path) -> Vec<String> {
     let mut left = Vec::new();
     if netns_dir.join(format!("capsule-{uuid}")).exists() {
@@ -303,6 +304,7 @@ pub fn host_leftovers(uuid: &str, netns_dir: &Path) -> Vec<String> {
             .map(|m| format!("mount {m}")),
     );
     let id = uuid.replace('-', "");
+    let chain = uuid.replace('-', "_");
     for (tool, args) in [
         ("iptables-save", &[][..]),
         ("nft", &["list", "ruleset"][..]),
@@ -312,7 +314,7 @@ pub fn host_leftovers(uuid: &str, netns_dir: &Path) -> Vec<String> {
         left.extend(
             text.unwrap_or_default()
                 .lines()
-                .filter(|l| l.contains(&id))
+                .filter(|l| l.contains(&id) || l.contains(&chain))
                 .map(|l| format!("{tool}: {l}")),
         );
     }

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use tempest::{
-    api_url, examples_dir, free_port, openstack, unique_name, wait_status, zun, CapsuleGuard,
-    TemplateFile, User,
+    api_url, examples_dir, free_port, openstack, unique_name, wait_gone, wait_status, zun,
+    CapsuleGuard, TemplateFile, User,
 };
 
 #[test]
@@ -195,8 +195,31 @@ fn http_get(port: u16) -> std::io::Result<String> {
 fn the_web_example_serves_on_its_host_port_and_zun_logs_prints_the_sidecar() {
     let name = unique_name("web");
     let port = free_port();
+    // Its own group with port 80 open, so it does not race the security-group tests, which
+    // open and close ports of the project's default group.
+    let group = unique_name("web");
+    openstack(User::Demo, &["security", "group", "create", &group]).ok();
+    let _group = GroupGuard(group.clone());
+    openstack(
+        User::Demo,
+        &[
+            "security",
+            "group",
+            "rule",
+            "create",
+            &group,
+            "--protocol",
+            "tcp",
+            "--dst-port",
+            "80:80",
+            "--remote-ip",
+            "0.0.0.0/0",
+        ],
+    )
+    .ok();
     let file = TemplateFile::edited(&examples_dir().join("web.yaml"), &name, |v| {
         v["spec"]["containers"][0]["ports"][0]["hostPort"] = port.into();
+        v["spec"]["securityGroups"] = serde_json::json!([group.clone()]);
     });
     let _guard = CapsuleGuard {
         name: name.clone(),
@@ -234,4 +257,19 @@ fn the_web_example_serves_on_its_host_port_and_zun_logs_prints_the_sidecar() {
         std::thread::sleep(Duration::from_millis(500));
     }
     zun(User::Demo, &["capsule-delete", &name]).ok();
+    wait_gone(User::Demo, &name, Duration::from_secs(120));
+}
+
+/// Deletes a security group of demo's when dropped (retrying while a capsule still uses it).
+struct GroupGuard(String);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while openstack(User::Demo, &["security", "group", "delete", &self.0]).code != Some(0)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
 }
