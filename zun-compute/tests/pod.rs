@@ -136,6 +136,16 @@ async fn a_published_port_reaches_nginx_from_the_host() {
     let stack = Stack::start().await;
     let host = PodHost::start(&stack, "p2").await;
     let port = free_port();
+    // The project's default group lets nothing in from the host until port 80 is opened.
+    let db = &stack.state.db;
+    let default = db.ensure_default_security_group(DEMO.1).await.unwrap().id;
+    let open = capsule_types::secgroup::parse_rule_create(&json!({"security_group_rule": {
+        "security_group_id": default, "direction": "ingress", "protocol": "tcp",
+        "port_range_min": 80, "port_range_max": 80, "remote_ip_prefix": "0.0.0.0/0"}}))
+    .unwrap();
+    db.create_security_group_rule(db::secgroups::GroupScope::Project(DEMO.1), &open)
+        .await
+        .unwrap();
     let t = json!({"kind": "capsule", "metadata": {"name": "web"},
         "spec": {"containers": [{"image": "nginx",
             "ports": [{"containerPort": 80, "hostPort": port, "protocol": "TCP"}]}]}});

@@ -19,6 +19,8 @@ pub struct PodHost {
     netns_dir: PathBuf,
     /// Its bridge (also the network name, the key of `addresses`).
     pub bridge: String,
+    /// Its security-group table (`inet`), its own so it never touches devstack's agent's.
+    pub table: String,
 }
 
 impl PodHost {
@@ -62,6 +64,8 @@ impl PodHost {
         if let Ok(fw) = std::env::var("ZUN_TEST_NETAVARK_FW") {
             toml.push_str(&format!("firewall_driver = \"{fw}\"\n"));
         }
+        let table = format!("capsule_sg_{tag}");
+        toml.push_str(&format!("[firewall]\ntable = \"{table}\"\n"));
         let compute = stack.compute_with(host, 8192, &toml).await;
         let config = dir.join("zun-compute.toml");
         PodHost {
@@ -69,6 +73,7 @@ impl PodHost {
             config,
             netns_dir,
             bridge,
+            table,
         }
     }
 
@@ -138,6 +143,10 @@ impl Drop for PodHost {
         let _ = nix::mount::umount2(&self.netns_dir, nix::mount::MntFlags::MNT_DETACH);
         let _ = std::process::Command::new("ip")
             .args(["link", "del", &self.bridge])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "inet", &self.table])
             .stderr(std::process::Stdio::null())
             .status();
     }
