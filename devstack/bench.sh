@@ -5,6 +5,7 @@
 #   devstack/bench.sh api      GET /v1/capsules throughput and API create latency
 #   devstack/bench.sh rpc      compute RPC round trip and message rates
 #   devstack/bench.sh pod      real pods: create -> Running, delete -> gone, vs podman; memory
+#   devstack/bench.sh sg       security-group rule change -> in the compute host's nftables
 set -euo pipefail
 
 TOP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,15 +17,16 @@ STACK_DIR=${STACK_DIR:-/opt/capsule}
 source "$STACK_DIR/etc/test-env"
 cd "$TOP_DIR"
 if (($# == 0)); then
-    set -- api rpc pod
+    set -- api rpc pod sg
 fi
 for bench in "$@"; do
     case $bench in
         api) cargo bench --locked -p zun-api --bench api ;;
         rpc) cargo bench --locked -p zun-compute --bench rpc ;;
         pod) cargo bench --locked -p zun-compute --bench pod ;;
+        sg) cargo bench --locked -p tempest --bench secgroups ;;
         *)
-            echo "unknown benchmark $bench (known: api, rpc, pod)" >&2
+            echo "unknown benchmark $bench (known: api, rpc, pod, sg)" >&2
             exit 2
             ;;
     esac

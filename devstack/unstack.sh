@@ -91,8 +91,8 @@ if ((PURGE)); then
     # cross into another file system.
     purge_containerd
     # The security-group table zun-compute kept for its capsules.
-    if command -v nft >/dev/null && nft list table inet capsule_sg >/dev/null 2>&1; then
-        nft delete table inet capsule_sg
+    if command -v nft >/dev/null && nft list table inet "$ZUN_FIREWALL_TABLE" >/dev/null 2>&1; then
+        nft delete table inet "$ZUN_FIREWALL_TABLE"
     fi
     umount_under "$STACK_DIR"
     rm -rf --one-file-system -- "$STACK_DIR"

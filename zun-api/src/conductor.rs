@@ -96,6 +96,8 @@ async fn handle(
                     .await;
                 tracing::debug!(%capsule, %host, seq, outcome = ?r.as_ref().ok(), "deletion report");
                 if let (Ok((_, Some(project))), Some(fw)) = (&r, &state.firewall) {
+                    // Its groups lost a member, and its host no longer has it.
+                    fw.hosts_changed([host.clone()]);
                     fw.project_changed(project).await;
                 }
                 r.map(|_| None)

@@ -99,10 +99,13 @@ pub struct Stack {
     broker_url: String,
     /// API base URL.
     pub api: String,
+    /// Network (security-group) API base URL.
+    pub net: String,
     /// API state (direct database checks).
     pub state: AppState,
     conductor: Option<Conductor>,
     server: tokio::task::JoinHandle<()>,
+    net_server: tokio::task::JoinHandle<()>,
     dir: PathBuf,
     http: reqwest::Client,
 }
@@ -110,6 +113,7 @@ pub struct Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         self.server.abort();
+        self.net_server.abort();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -157,13 +161,21 @@ impl Stack {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, svc).await;
         });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let net = format!("http://{}", listener.local_addr().unwrap());
+        let net_state = state.clone();
+        let net_server = tokio::spawn(async move {
+            let _ = zun_api::neutron::serve(net_state, listener, std::future::pending()).await;
+        });
         Self {
             broker_url: broker.url(),
             broker: Some(broker),
             api,
+            net,
             state,
             conductor,
             server,
+            net_server,
             dir,
             http: reqwest::Client::new(),
         }
@@ -234,6 +246,30 @@ impl Stack {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// A call to the network (security-group) API.
+    #[allow(dead_code)]
+    pub async fn net_call(
+        &self,
+        who: (&str, &str, &str),
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.net))
+            .header("x-user-id", who.0)
+            .header("x-project-id", who.1)
+            .header("x-roles", who.2);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("network API answers");
+        let status = resp.status().as_u16();
+        let json = resp.json().await.unwrap_or(Value::Null);
+        (status, json)
     }
 
     /// An HTTP call at microversion 1.40.
