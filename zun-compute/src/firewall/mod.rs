@@ -67,8 +67,10 @@ struct Inner {
     cfg: FirewallConfig,
     subnet: Cidr,
     gateway: Ipv4Addr,
-    /// Serializes nft runs, so the last apply to start is the one left in force.
-    lock: tokio::sync::Mutex<()>,
+    /// Serializes nft runs, so the last apply to start is the one left in force; holds the
+    /// rules last put in force (the script without its epoch line), so an apply that would
+    /// change nothing does not run nft.
+    lock: tokio::sync::Mutex<Option<String>>,
     /// Whether "disabled" was logged already.
     told_disabled: AtomicBool,
 }
@@ -114,7 +116,7 @@ impl Firewall {
             cfg,
             subnet,
             gateway,
-            lock: tokio::sync::Mutex::new(()),
+            lock: tokio::sync::Mutex::new(None),
             told_disabled: AtomicBool::new(false),
         })))
     }
@@ -149,9 +151,17 @@ impl Firewall {
             .keys()
             .filter(|id| doc.capsules.contains_key(id))
             .count();
-        let _guard = self.0.lock.lock().await;
+        // The first line names the epoch; the rules are the rest.
+        let rules = script.split_once('\n').map_or("", |(_, rest)| rest);
+        let mut last = self.0.lock.lock().await;
+        if last.as_deref() == Some(rules) {
+            debug!(table = %cfg.table, epoch = doc.epoch, "security groups unchanged; nft not run");
+            return Ok(());
+        }
+        *last = None;
         let started = Instant::now();
         self.run("apply", &script).await?;
+        *last = Some(rules.to_owned());
         info!(
             table = %cfg.table,
             epoch = doc.epoch,
@@ -172,7 +182,8 @@ impl Firewall {
         let table = &self.0.cfg.table;
         // One transaction: declaring the table first makes the delete succeed when absent.
         let script = format!("table inet {table} {{}}\ndelete table inet {table}\n");
-        let _guard = self.0.lock.lock().await;
+        let mut last = self.0.lock.lock().await;
+        *last = None;
         self.run("remove", &script).await?;
         info!(%table, "security-group table removed");
         Ok(())
