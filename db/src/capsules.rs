@@ -20,6 +20,7 @@ use crate::outbox::{enqueue, NewOutbox};
 use crate::pagination::{after_marker, order_terms};
 use crate::placement::{claim_ports, claim_resources, release_claim, Claim};
 use crate::reports::remove_rows;
+use crate::volumes::{release_volumes, take_volumes, CapsuleVolume, VolumeLimits};
 use crate::{Database, DbError, ListParams};
 
 /// Which capsules a caller may see.
@@ -95,6 +96,8 @@ pub struct NewVolumeMapping {
     pub read_only: bool,
     /// Remove the volume with the capsule.
     pub auto_remove: bool,
+    /// The volume's id.
+    pub volume_id: Option<String>,
 }
 
 /// A capsule to create.
@@ -136,6 +139,10 @@ pub struct NewCapsule {
     pub containers: Vec<NewContainer>,
     /// Volume mounts.
     pub volume_mappings: Vec<NewVolumeMapping>,
+    /// Volumes the capsule takes on `claim`'s host (none without a claim).
+    pub volumes: Vec<CapsuleVolume>,
+    /// The limits its new volumes must fit.
+    pub volume_limits: VolumeLimits,
     /// Resources and ports to claim on `host`, atomically with the insert.
     pub claim: Option<Claim>,
     /// Messages to publish once this is committed.
@@ -227,6 +234,11 @@ impl Database {
                     reason,
                 })?;
         }
+        if let Some(claim) = &new.claim {
+            take_volumes(&txn, &row, &claim.host, &new.volumes, new.volume_limits)
+                .await
+                .map_err(DbError::query(ctx()))??;
+        }
         capsule_template::ActiveModel {
             capsule_id: Set(row.id),
             template: Set(new.template),
@@ -286,7 +298,7 @@ impl Database {
                 volume_name: Set(m.volume_name),
                 mount_path: Set(m.mount_path),
                 read_only: Set(m.read_only),
-                volume_id: Set(None),
+                volume_id: Set(m.volume_id),
                 auto_remove: Set(m.auto_remove),
                 created_at: Set(created_at),
                 ..Default::default()
@@ -520,6 +532,9 @@ impl Database {
             return Ok((false, Vec::new()));
         };
         release_claim(&txn, &row)
+            .await
+            .map_err(DbError::query(ctx()))?;
+        release_volumes(&txn, &row.uuid)
             .await
             .map_err(DbError::query(ctx()))?;
         remove_rows(&txn, id).await.map_err(DbError::query(ctx()))?;

@@ -43,6 +43,10 @@ pub enum DbError {
         /// Why, for logs and for the scheduler's next choice.
         reason: String,
     },
+    /// A capsule's volumes cannot be taken (they changed since the API checked them, or the
+    /// quota would be passed); nothing was written.
+    #[error(transparent)]
+    VolumeRefused(#[from] crate::volumes::VolumeRefused),
     /// A stored JSON column does not have the expected shape.
     #[error("corrupt {column} in row {id}")]
     Corrupt {
@@ -50,6 +54,14 @@ pub enum DbError {
         column: &'static str,
         /// Row key.
         id: i32,
+    },
+    /// A stored id is not a uuid.
+    #[error("stored {column} {value:?} is not a uuid")]
+    NotUuid {
+        /// Column name.
+        column: &'static str,
+        /// The value.
+        value: String,
     },
 }
 

@@ -13,6 +13,7 @@ pub mod placement;
 pub mod reports;
 pub mod secgroups;
 pub mod services;
+pub mod volumes;
 
 use std::time::Duration;
 

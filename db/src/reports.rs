@@ -15,6 +15,7 @@ use crate::capsules::{now, touch_project};
 use crate::entity::{capsule, capsule_container, capsule_security_group, capsule_template};
 use crate::entity::{host_port, volume_mapping};
 use crate::placement::release_claim;
+use crate::volumes::{release_volumes, volumes_made};
 use crate::{Database, DbError};
 
 /// What became of a report.
@@ -90,6 +91,11 @@ impl Database {
             .exec(&txn)
             .await
             .map_err(DbError::query(ctx()))?;
+        if state.status != capsule_types::CapsuleStatus::Creating {
+            volumes_made(&txn, &uuid)
+                .await
+                .map_err(DbError::query(ctx()))?;
+        }
         for c in &state.containers {
             capsule_container::Entity::update_many()
                 .col_expr(
@@ -156,6 +162,9 @@ impl Database {
         };
         if row.task_state.as_deref() == Some(TASK_DELETING) {
             release_claim(&txn, &row)
+                .await
+                .map_err(DbError::query(ctx()))?;
+            release_volumes(&txn, &row.uuid)
                 .await
                 .map_err(DbError::query(ctx()))?;
             remove_rows(&txn, row.id)

@@ -64,6 +64,8 @@ fn capsule(project: &str, name: Option<&str>, host: Option<&str>) -> NewCapsule 
             container(&uuid::Uuid::new_v4().to_string(), false, 0),
         ],
         volume_mappings: vec![],
+        volumes: vec![],
+        volume_limits: Default::default(),
         claim: None,
         outbox: vec![],
     }
@@ -336,7 +338,8 @@ async fn migrations_are_idempotent(db: Database) {
             "m20261124_000001_initial",
             "m20261124_000002_compute",
             "m20261124_000003_security_groups",
-            "m20261124_000004_firewall_epoch"
+            "m20261124_000004_firewall_epoch",
+            "m20261124_000005_volumes"
         ]
     );
     db.migrate().await.unwrap();

@@ -86,6 +86,8 @@ fn capsule_on(host: &str, memory: i64, ports: &[u16]) -> NewCapsule {
         }],
         containers: vec![],
         volume_mappings: vec![],
+        volumes: vec![],
+        volume_limits: Default::default(),
         claim: Some(Claim {
             host: host.to_owned(),
             cpu: 0.5,

@@ -300,6 +300,8 @@ async fn a_group_capsules_use_is_kept(db: Database) {
         }],
         containers: vec![],
         volume_mappings: vec![],
+        volumes: vec![],
+        volume_limits: Default::default(),
         claim: None,
         outbox: vec![],
     };
@@ -343,6 +345,8 @@ fn placed(project: &str, host: &str, groups: &[&str]) -> NewCapsule {
             .collect(),
         containers: vec![],
         volume_mappings: vec![],
+        volumes: vec![],
+        volume_limits: Default::default(),
         claim: None,
         outbox: vec![],
     }

@@ -71,6 +71,8 @@ fn capsule_on(host: Option<&str>, cpu: f64, memory: i64, claim: bool) -> NewCaps
         security_groups: vec![],
         containers: vec![],
         volume_mappings: vec![],
+        volumes: vec![],
+        volume_limits: Default::default(),
         claim: match (claim, host) {
             (true, Some(h)) => Some(Claim {
                 host: h.to_owned(),

@@ -320,3 +320,46 @@ pub fn host_leftovers(uuid: &str, netns_dir: &Path) -> Vec<String> {
     }
     left
 }
+
+/// Volume state on this host under `dir` (a compute host's volume directory) that does not
+/// belong to a volume in `keep`: files, mounts and loop devices, in words (empty: none).
+pub fn volume_leftovers(dir: &Path, keep: &[String]) -> Vec<String> {
+    let kept = |name: &str| keep.iter().any(|k| name.contains(k.as_str()));
+    let mut left = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name != "mnt" && !kept(&name) {
+            left.push(format!("file {}", e.path().display()));
+        }
+    }
+    for e in std::fs::read_dir(dir.join("mnt"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !kept(&name) {
+            left.push(format!("mount point {}", e.path().display()));
+        }
+    }
+    let prefix = dir.to_string_lossy().into_owned();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    left.extend(
+        mounts
+            .lines()
+            .filter(|l| l.contains(&prefix) && !kept(l))
+            .map(|m| format!("mount {m}")),
+    );
+    let loops = std::process::Command::new("losetup")
+        .args(["--list", "--noheadings", "--output", "NAME,BACK-FILE"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    left.extend(
+        loops
+            .lines()
+            .filter(|l| l.contains(&prefix) && !kept(l))
+            .map(|l| format!("loop device {}", l.trim())),
+    );
+    left
+}

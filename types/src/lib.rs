@@ -9,5 +9,7 @@ pub mod rpc;
 pub mod secgroup;
 pub mod status;
 pub mod views;
+pub mod volume;
 
 pub use status::CapsuleStatus;
+pub use volume::VolumeStatus;

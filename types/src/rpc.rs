@@ -85,6 +85,24 @@ pub struct CapsuleSpec {
     pub template: CapsuleTemplate,
     /// Ids and names of its containers, init containers first.
     pub containers: Vec<ContainerRef>,
+    /// The volumes of `template.volumes`, each with the id of the volume it is.
+    #[serde(default)]
+    pub volumes: Vec<VolumeRef>,
+}
+
+/// One volume of a capsule, as its host is told to attach it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeRef {
+    /// Its name in the template (what `volumeMounts` refer to).
+    pub name: String,
+    /// The volume's id.
+    pub id: Uuid,
+    /// Size, GiB.
+    pub size_gib: u64,
+    /// Made for this capsule (`cinder: {size}`): the host makes it if it does not have it yet.
+    pub create: bool,
+    /// Deleted with the capsule.
+    pub auto_remove: bool,
 }
 
 /// A request to a compute host, on queue `zun-compute.<host>`.
@@ -116,6 +134,21 @@ pub enum ComputeRequest {
     SetFirewall {
         /// The firewall.
         firewall: Box<crate::secgroup::HostFirewall>,
+    },
+    /// Make volume `volume` of `size_gib` on this host and report it with a
+    /// [`ConductorEvent::VolumeState`]. Legal once the API has placed the volume here;
+    /// idempotent (a volume the host has is reported again, its data untouched).
+    CreateVolume {
+        /// The volume.
+        volume: Uuid,
+        /// Its size, GiB.
+        size_gib: u64,
+    },
+    /// Remove volume `volume` and its data, then report it deleted. Legal for a volume no
+    /// capsule uses; idempotent (a volume the host does not have is reported deleted).
+    DeleteVolume {
+        /// The volume.
+        volume: Uuid,
     },
     /// Read a container's logs. Legal only as a call (with a reply queue), for a capsule placed
     /// on this host; answered with a [`LogsReply`]. Reads only.
@@ -183,7 +216,10 @@ impl ComputeRequest {
         match self {
             ComputeRequest::CreateCapsule { capsule } => Some(capsule.uuid),
             ComputeRequest::DeleteCapsule { capsule } => Some(*capsule),
-            ComputeRequest::SyncCapsules { .. } | ComputeRequest::SetFirewall { .. } => None,
+            ComputeRequest::SyncCapsules { .. }
+            | ComputeRequest::SetFirewall { .. }
+            | ComputeRequest::CreateVolume { .. }
+            | ComputeRequest::DeleteVolume { .. } => None,
             ComputeRequest::ContainerLogs { capsule, .. } => Some(*capsule),
         }
     }
@@ -195,6 +231,8 @@ impl ComputeRequest {
             ComputeRequest::DeleteCapsule { .. } => "delete_capsule",
             ComputeRequest::SyncCapsules { .. } => "sync_capsules",
             ComputeRequest::SetFirewall { .. } => "set_firewall",
+            ComputeRequest::CreateVolume { .. } => "create_volume",
+            ComputeRequest::DeleteVolume { .. } => "delete_volume",
             ComputeRequest::ContainerLogs { .. } => "container_logs",
         }
     }
@@ -287,6 +325,32 @@ pub enum ConductorEvent {
     /// Liveness and resources, every few seconds; registers the service and compute node on
     /// first sight.
     Heartbeat(Heartbeat),
+    /// What became of a volume the host was asked to make or remove. Legal at any time;
+    /// applied only where it moves the volume on (`creating` to `available` or `error`,
+    /// `deleting` to gone), so a repeated or late report changes nothing.
+    VolumeState {
+        /// The reporting host.
+        host: String,
+        /// The volume.
+        volume: Uuid,
+        /// What the host has of it now.
+        state: VolumeHostState,
+        /// Why it failed, for users.
+        #[serde(default)]
+        reason: Option<String>,
+    },
+}
+
+/// What a host has of a volume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VolumeHostState {
+    /// Made and ready to attach.
+    Available,
+    /// Making it failed.
+    Error,
+    /// Gone.
+    Deleted,
 }
 
 /// Periodic liveness report of a compute service.

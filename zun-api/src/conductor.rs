@@ -102,6 +102,19 @@ async fn handle(
                 }
                 r.map(|_| None)
             }
+            ConductorEvent::VolumeState {
+                host,
+                volume,
+                state: vs,
+                reason,
+            } => {
+                let r = state
+                    .db
+                    .apply_volume_state(host, &volume.to_string(), *vs, reason.as_deref())
+                    .await;
+                tracing::info!(%volume, %host, state = ?vs, reason = reason.as_deref().unwrap_or(""), applied = ?r.as_ref().ok(), "volume report");
+                r.map(|_| None)
+            }
             ConductorEvent::Heartbeat(hb) => heartbeat(state, hb)
                 .await
                 .map(|orphans| (!orphans.is_empty()).then(|| (hb.host.clone(), orphans))),

@@ -29,6 +29,55 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     /// `[network_api]`: the Neutron-compatible security-group API.
     pub network_api: NetworkApiConfig,
+    /// `[volume_api]`: the Cinder-compatible volume API.
+    pub volume_api: VolumeApiConfig,
+    /// `[volume]`: limits of volumes.
+    pub volume: VolumeConfig,
+}
+
+/// `[volume_api]`: the subset of Cinder's v3 API that volumes need, on its own listener
+/// (register it in Keystone as service type `block-storage` on a cloud without Cinder).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VolumeApiConfig {
+    /// Address to listen on; none (the default): not served.
+    pub listen: Option<SocketAddr>,
+    /// Base URL used in links; default: built from the request's `Host` header.
+    pub public_url: Option<String>,
+}
+
+/// `[volume]`: how large volumes may be, alone and per project.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VolumeConfig {
+    /// Largest size of one volume, GiB.
+    pub max_size_gib: i64,
+    /// Gigabytes the volumes of one project may add up to (Cinder's `gigabytes` quota);
+    /// `-1`: unlimited.
+    pub project_gigabytes: i64,
+    /// Volumes one project may have (Cinder's `volumes` quota); `-1`: unlimited.
+    pub project_volumes: i64,
+}
+
+impl Default for VolumeConfig {
+    fn default() -> Self {
+        Self {
+            max_size_gib: 100,
+            project_gigabytes: 1000,
+            project_volumes: 10,
+        }
+    }
+}
+
+impl VolumeConfig {
+    /// The limits a new volume must fit.
+    pub fn limits(&self) -> db::volumes::VolumeLimits {
+        db::volumes::VolumeLimits {
+            max_size_gib: self.max_size_gib,
+            project_gigabytes: self.project_gigabytes,
+            project_volumes: self.project_volumes,
+        }
+    }
 }
 
 /// `[network_api]`: the subset of Neutron's API that security groups need, on its own

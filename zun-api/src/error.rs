@@ -213,6 +213,7 @@ impl From<db::DbError> for ApiError {
     fn from(e: db::DbError) -> Self {
         match e {
             db::DbError::MarkerNotFound { marker } => ApiError::capsule_not_found(&marker),
+            db::DbError::VolumeRefused(r) => crate::app::volumes::refused(r),
             db::DbError::Connect { .. } => {
                 tracing::error!(error = %ErrorChain(&e), "database unavailable");
                 ApiError::ServiceUnavailable("The database is temporarily unavailable.".into())

@@ -24,6 +24,8 @@ pub struct Config {
     pub network: crate::network::NetworkConfig,
     /// `[firewall]`: security groups in nftables (pod driver).
     pub firewall: crate::firewall::FirewallConfig,
+    /// `[volume]`: where volumes are kept (pod driver).
+    pub volume: crate::volume::VolumeConfig,
 }
 
 /// `[pod]`: settings of the pod driver.

@@ -14,6 +14,7 @@ pub mod network;
 pub mod reporter;
 pub mod shim;
 pub mod store;
+pub mod volume;
 
 use std::time::Duration;
 
@@ -40,6 +41,9 @@ pub enum StartError {
     /// The security-group firewall cannot be set up.
     #[error("cannot set up the security-group firewall")]
     Firewall(#[from] firewall::FirewallError),
+    /// The volume directory or tools are unusable.
+    #[error("cannot set up volumes")]
+    Volume(#[from] volume::VolumeError),
 }
 
 /// Builds the agent `config` describes, with the fake driver, on `bus`.
@@ -73,10 +77,12 @@ pub async fn pod_agent(
         len: prefix,
     };
     let firewall = firewall::Firewall::new(config.firewall.clone(), subnet, gateway)?;
+    let volumes = volume::LoopVolumes::new(config.volume.clone(), dir)?;
     let driver = driver::pod::PodDriver::new(dir, config.pod.clone(), images, network)
         .await?
         .with_firewall(firewall)
-        .await?;
+        .await?
+        .with_volumes(volumes);
     let reporter = reporter::Reporter::new(bus.clone(), &config.host());
     let manager = manager::Manager::new(driver, store, reporter);
     Ok(Agent::new(manager, bus, config))

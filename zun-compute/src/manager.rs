@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 
-use capsule_types::rpc::{CapsuleSpec, CapsuleState, ComputeRequest, LogQuery, LogsReply};
+use capsule_types::rpc::{
+    CapsuleSpec, CapsuleState, ComputeRequest, LogQuery, LogsReply, VolumeHostState,
+};
 use capsule_types::CapsuleStatus;
 use rpc::RpcError;
 use tracing::Instrument;
@@ -108,9 +110,50 @@ impl<D: RuntimeDriver> Manager<D> {
                 }
                 Ok(())
             }
+            ComputeRequest::CreateVolume { volume, size_gib } => {
+                self.create_volume(volume, size_gib).await
+            }
+            ComputeRequest::DeleteVolume { volume } => self.delete_volume(volume).await,
             // A call: the agent answers it with `logs`; as a cast it has nothing to do.
             ComputeRequest::ContainerLogs { .. } => Ok(()),
         }
+    }
+
+    /// Makes a volume and reports it `available`, or `error` with why.
+    async fn create_volume(&self, id: Uuid, size_gib: u64) -> Result<(), ManagerError> {
+        let lock = self.lock(id);
+        let _g = lock.lock().await;
+        let started = std::time::Instant::now();
+        let (state, reason) = match self.driver.create_volume(id, size_gib).await {
+            Ok(()) => {
+                tracing::info!(volume = %id, size_gib, ms = started.elapsed().as_millis() as u64, "volume made");
+                (VolumeHostState::Available, None)
+            }
+            Err(e) => {
+                tracing::warn!(volume = %id, size_gib, error = %e, "cannot make the volume");
+                (VolumeHostState::Error, Some(e.to_string()))
+            }
+        };
+        self.reporter.volume(id, state, reason).await?;
+        Ok(())
+    }
+
+    /// Removes a volume and reports it gone, or `error` with why.
+    async fn delete_volume(&self, id: Uuid) -> Result<(), ManagerError> {
+        let lock = self.lock(id);
+        let _g = lock.lock().await;
+        let (state, reason) = match self.driver.delete_volume(id).await {
+            Ok(()) => {
+                tracing::info!(volume = %id, "volume removed");
+                (VolumeHostState::Deleted, None)
+            }
+            Err(e) => {
+                tracing::warn!(volume = %id, error = %e, "cannot remove the volume");
+                (VolumeHostState::Error, Some(e.to_string()))
+            }
+        };
+        self.reporter.volume(id, state, reason).await?;
+        Ok(())
     }
 
     /// The logs of container `container` (its name) of capsule `id`, if this host has it.

@@ -5,7 +5,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use capsule_types::rpc::{CapsuleState, ConductorEvent, Envelope, Heartbeat, CONDUCTOR_QUEUE};
+use capsule_types::rpc::{
+    CapsuleState, ConductorEvent, Envelope, Heartbeat, VolumeHostState, CONDUCTOR_QUEUE,
+};
 use rpc::{Bus, RpcError};
 use uuid::Uuid;
 
@@ -75,6 +77,22 @@ impl Reporter {
             host: self.host.clone(),
             seq: self.seq(),
             capsule,
+        })
+        .await
+    }
+
+    /// Reports what this host has of a volume.
+    pub async fn volume(
+        &self,
+        volume: Uuid,
+        state: VolumeHostState,
+        reason: Option<String>,
+    ) -> Result<(), RpcError> {
+        self.send(ConductorEvent::VolumeState {
+            host: self.host.clone(),
+            volume,
+            state,
+            reason,
         })
         .await
     }

@@ -1,12 +1,14 @@
 //! The capsule manager's rules with the fake runtime and the in-process bus: a create is done
 //! once however often it is delivered, a delete wins over a create that arrives after it, an
-//! interrupted create is redone, and every outcome is reported.
+//! interrupted create is redone, every outcome is reported, and volume requests are done once
+//! and answered every time.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use capsule_types::rpc::{
-    CapsuleSpec, ComputeRequest, ConductorEvent, ContainerRef, Envelope, CONDUCTOR_QUEUE,
+    CapsuleSpec, ComputeRequest, ConductorEvent, ContainerRef, Envelope, VolumeHostState,
+    CONDUCTOR_QUEUE,
 };
 use capsule_types::template::{CapsuleTemplate, ContainerSpec};
 use capsule_types::CapsuleStatus;
@@ -78,6 +80,7 @@ fn spec() -> CapsuleSpec {
             is_init: false,
             position: 0,
         }],
+        volumes: vec![],
     }
 }
 
@@ -218,4 +221,55 @@ async fn a_capsule_gone_from_the_runtime_is_reported_as_error() {
     };
     assert_eq!(state.status, CapsuleStatus::Error);
     assert!(state.status_reason.as_deref().unwrap().contains("gone"));
+}
+
+#[tokio::test]
+async fn volume_requests_are_done_once_and_answered_each_time() {
+    let h = harness();
+    let v = uuid::Uuid::new_v4();
+    for _ in 0..2 {
+        h.manager
+            .handle(ComputeRequest::CreateVolume {
+                volume: v,
+                size_gib: 1,
+            })
+            .await
+            .unwrap();
+    }
+    for _ in 0..2 {
+        h.manager
+            .handle(ComputeRequest::DeleteVolume { volume: v })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        h.journal(),
+        vec![format!("create_volume {v}"), format!("delete_volume {v}")]
+    );
+    let states: Vec<VolumeHostState> = h
+        .events(4)
+        .await
+        .into_iter()
+        .map(|e| match e {
+            ConductorEvent::VolumeState {
+                volume,
+                state,
+                reason,
+                host,
+            } => {
+                assert_eq!((volume, host.as_str(), reason), (v, "h1", None));
+                state
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            VolumeHostState::Available,
+            VolumeHostState::Available,
+            VolumeHostState::Deleted,
+            VolumeHostState::Deleted
+        ]
+    );
 }

@@ -12,5 +12,6 @@ pub mod outbox;
 pub mod project_generation;
 pub mod security_group;
 pub mod security_group_rule;
+pub mod volume;
 pub mod volume_mapping;
 pub mod zun_service;

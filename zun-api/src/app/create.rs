@@ -65,6 +65,7 @@ pub async fn create(
         .map_err(|errors| ApiError::schema(errors.to_string()))?;
     let security_groups =
         resolve_security_groups(state, &project_id, &template.security_groups).await?;
+    let volumes = super::volumes::resolve(state, ctx, &project_id, &template).await?;
 
     // Zun drops imagePullPolicy for callers the policy does not allow to choose it.
     let may_pull_policy = state.policy.check(
@@ -119,6 +120,7 @@ pub async fn create(
                 mount_path: m.mount_path.clone(),
                 read_only: m.read_only,
                 auto_remove,
+                volume_id: volumes.id_of(&m.name),
             });
         }
         containers.push(c);
@@ -143,6 +145,7 @@ pub async fn create(
         project_id: project_id.clone(),
         template: template.clone(),
         containers: refs,
+        volumes: volumes.refs.clone(),
     };
     let payload = serde_json::to_string(&Envelope::new(
         ComputeRequest::CreateCapsule {
@@ -170,6 +173,8 @@ pub async fn create(
         security_groups,
         containers,
         volume_mappings: mappings,
+        volumes: volumes.take.clone(),
+        volume_limits: state.config.volume.limits(),
         claim: None,
         outbox: Vec::new(),
     };
@@ -189,7 +194,10 @@ pub async fn create(
             .placement_candidates(COMPUTE_BINARY, &request.ports)
             .await?;
         let cfg = &state.config;
-        for host in scheduler::rank(candidates, &request, &cfg.scheduler, &cfg.conductor) {
+        let ranked = scheduler::rank(candidates, &request, &cfg.scheduler, &cfg.conductor);
+        // Existing volumes pin the capsule to the host that holds them.
+        let pinned = volumes.host.as_deref();
+        for host in ranked.into_iter().filter(|h| pinned.is_none_or(|p| p == h)) {
             let mut new = base.clone();
             new.host = Some(host.clone());
             new.claim = Some(Claim {
@@ -222,12 +230,21 @@ pub async fn create(
             }
         }
     }
-    // No host can take it: Zun's answer is 202 with the capsule in Error.
-    let new = NewCapsule {
+    // No host can take it: Zun's answer is 202 with the capsule in Error. It takes no
+    // volumes.
+    let reason = match &volumes.host {
+        Some(h) => format!("{NO_VALID_HOST} (Its volumes are on compute host {h}.)"),
+        None => NO_VALID_HOST.to_owned(),
+    };
+    let mut new = NewCapsule {
         status: CapsuleStatus::Error.as_str().into(),
-        status_reason: Some(NO_VALID_HOST.to_owned()),
+        status_reason: Some(reason),
+        volumes: Vec::new(),
         ..base
     };
+    for m in &mut new.volume_mappings {
+        m.volume_id = None;
+    }
     let (rec, _) = state.db.create_capsule(new).await?;
     tracing::info!(capsule = %uuid, "no host can take the capsule");
     Ok(rec)

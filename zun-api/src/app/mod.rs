@@ -12,3 +12,4 @@ mod names;
 pub mod query;
 pub mod scheduler;
 pub mod services;
+pub mod volumes;

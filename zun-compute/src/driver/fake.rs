@@ -68,6 +68,11 @@ impl FakeRuntime {
             .map_err(|e| DriverError(format!("cannot write {}: {e}", self.table.display())))
     }
 
+    /// The file standing for volume `id` (empty: the fake runtime keeps no data).
+    fn volume_file(&self, id: Uuid) -> PathBuf {
+        self.table.with_file_name(format!("fake-volume-{id}"))
+    }
+
     fn journal(&self, what: &str, id: Uuid) -> Result<(), DriverError> {
         std::fs::OpenOptions::new()
             .create(true)
@@ -160,5 +165,27 @@ impl RuntimeDriver for FakeRuntime {
 
     fn firewall_epoch(&self) -> Option<u64> {
         self.firewall.received_epoch()
+    }
+
+    async fn create_volume(&self, id: Uuid, _size_gib: u64) -> Result<(), DriverError> {
+        let path = self.volume_file(id);
+        if path.exists() {
+            return Ok(());
+        }
+        self.journal("create_volume", id)?;
+        std::fs::write(&path, b"")
+            .map_err(|e| DriverError(format!("cannot write {}: {e}", path.display())))
+    }
+
+    async fn delete_volume(&self, id: Uuid) -> Result<(), DriverError> {
+        let path = self.volume_file(id);
+        match std::fs::remove_file(&path) {
+            Ok(()) => self.journal("delete_volume", id),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(DriverError(format!(
+                "cannot remove {}: {e}",
+                path.display()
+            ))),
+        }
     }
 }

@@ -59,4 +59,16 @@ pub trait RuntimeDriver: Send + Sync + 'static {
 
     /// The epoch of the newest firewall the API sent since the agent started.
     fn firewall_epoch(&self) -> Option<u64>;
+
+    /// Makes volume `id` of `size_gib` on this host, not attached. Idempotent: a volume the
+    /// host has is kept as it is, data and all.
+    fn create_volume(
+        &self,
+        id: Uuid,
+        size_gib: u64,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send;
+
+    /// Removes volume `id` and its data. Idempotent: a volume the host does not have is gone
+    /// already. Refused while a capsule of this host has it attached.
+    fn delete_volume(&self, id: Uuid) -> impl Future<Output = Result<(), DriverError>> + Send;
 }

@@ -3,15 +3,16 @@
 //! libcontainer. Steps and their undo are in `docs/runtime.md`; each step's module is tested on
 //! its own, this one ties them together.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use capsule_types::rpc::{
-    CapsuleSpec, CapsuleState, ContainerRef, ContainerState, LogQuery, LogsReply,
+    CapsuleSpec, CapsuleState, ContainerRef, ContainerState, LogQuery, LogsReply, VolumeRef,
 };
 use capsule_types::template::{ContainerSpec, Protocol as TemplateProtocol};
+use capsule_types::volume::GIB;
 use capsule_types::CapsuleStatus;
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -24,8 +25,12 @@ use crate::image::{Image, ImageStore, PullPolicy};
 use crate::network::{Attachment, Network, PortMapping, Protocol};
 use crate::shim::{
     self, ContainerPlan, ContainerState as ShimContainerState,
-    ContainerStatus as ShimContainerStatus, Phase, Plan, Status,
+    ContainerStatus as ShimContainerStatus, MountPlan, Phase, Plan, Status,
 };
+use crate::volume::{LoopVolumes, VolumeDriver};
+
+/// The capsule's volumes, in its directory (what a teardown must unmount or remove).
+const VOLUMES_FILE: &str = "volumes.json";
 
 /// The pod driver.
 #[derive(Debug)]
@@ -44,6 +49,10 @@ pub struct PodDriver {
     /// Serializes "read the document and the leases, render, apply", so an older view of
     /// either never replaces a newer one in the kernel.
     firewall_lock: tokio::sync::Mutex<()>,
+    /// Capsules being torn down: they get no rules even while they still hold an address.
+    going: Mutex<HashSet<Uuid>>,
+    /// Where volumes are kept (none: capsules with volumes are refused).
+    volumes: Option<LoopVolumes>,
 }
 
 fn err(msg: impl std::fmt::Display) -> DriverError {
@@ -86,6 +95,8 @@ impl PodDriver {
             secgroups: SecurityGroups::load(&state_dir.join("firewall.json")),
             firewall: None,
             firewall_lock: tokio::sync::Mutex::new(()),
+            going: Mutex::new(HashSet::new()),
+            volumes: None,
         };
         for entry in std::fs::read_dir(&driver.capsules_dir).map_err(|e| {
             err(format!(
@@ -111,15 +122,97 @@ impl PodDriver {
         Ok(self)
     }
 
+    /// Keeps volumes in `volumes` (sparse files, loop devices, ext4).
+    pub fn with_volumes(mut self, volumes: LoopVolumes) -> Self {
+        self.volumes = Some(volumes);
+        self
+    }
+
+    fn volume_driver(&self) -> Result<&LoopVolumes, DriverError> {
+        self.volumes.as_ref().ok_or_else(|| {
+            err("Volumes are not available on this host: no volume driver is configured.")
+        })
+    }
+
+    /// Makes (if the capsule makes them) and mounts the capsule's volumes on the host, after
+    /// recording them in `volumes.json` so a teardown finds them even if this fails midway.
+    /// Returns each volume's mount point by its template name.
+    async fn attach_volumes(
+        &self,
+        spec: &CapsuleSpec,
+        dir: &Path,
+    ) -> Result<HashMap<String, PathBuf>, DriverError> {
+        let mut points = HashMap::new();
+        if spec.volumes.is_empty() {
+            return Ok(points);
+        }
+        let driver = self.volume_driver()?;
+        let bytes = serde_json::to_vec_pretty(&spec.volumes).map_err(err)?;
+        std::fs::write(dir.join(VOLUMES_FILE), bytes)
+            .map_err(|e| err(format!("cannot write {}: {e}", dir.display())))?;
+        for v in &spec.volumes {
+            if v.create {
+                driver
+                    .create(v.id, v.size_gib.saturating_mul(GIB))
+                    .await
+                    .map_err(|e| err(format!("volume {} ({}): {e}", v.name, v.id)))?;
+            }
+            let point = driver
+                .attach(v.id)
+                .await
+                .map_err(|e| err(format!("volume {} ({}): {e}", v.name, v.id)))?;
+            points.insert(v.name.clone(), point);
+        }
+        Ok(points)
+    }
+
+    /// Unmounts the volumes the capsule in `dir` recorded, and removes those made to go with
+    /// it; idempotent. Errors are pushed to `errors`.
+    async fn release_volumes(&self, dir: &Path, errors: &mut Vec<String>) {
+        let Ok(bytes) = std::fs::read(dir.join(VOLUMES_FILE)) else {
+            return;
+        };
+        let volumes: Vec<VolumeRef> = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(format!(
+                    "cannot read {}: {e}",
+                    dir.join(VOLUMES_FILE).display()
+                ));
+                return;
+            }
+        };
+        let Ok(driver) = self.volume_driver() else {
+            errors.push("volumes: no volume driver is configured".into());
+            return;
+        };
+        for v in volumes {
+            let done = if v.auto_remove {
+                driver.delete(v.id).await
+            } else {
+                driver.detach(v.id).await
+            };
+            if let Err(e) = done {
+                errors.push(format!("volume {} ({}): {e}", v.name, v.id));
+            }
+        }
+    }
+
     /// Renders the document in force for the capsules that hold an address now, into the
     /// kernel.
+    /// Capsules being torn down are left out: their address, without rules, takes and makes
+    /// no new connections.
     async fn refresh_firewall(&self) -> Result<(), DriverError> {
         let Some(fw) = &self.firewall else {
             return Ok(());
         };
         let _g = self.firewall_lock.lock().await;
         let doc = self.secgroups.current();
-        let local = self.network.leased_ips().map_err(err)?;
+        let mut local = self.network.leased_ips().map_err(err)?;
+        {
+            let going = self.going.lock().unwrap_or_else(|p| p.into_inner());
+            local.retain(|id, _| !going.contains(id));
+        }
         fw.apply(&doc, &local)
             .await
             .map_err(|e| err(format!("security groups: {e}")))
@@ -198,15 +291,14 @@ impl PodDriver {
     async fn build(&self, spec: &CapsuleSpec, dir: &Path) -> Result<CapsuleState, DriverError> {
         let t = &spec.template;
         if !t.volumes.is_empty() {
-            return Err(err(
-                "Volumes are not available on this host yet: the volume driver is not installed.",
-            ));
+            self.volume_driver()?;
         }
         // A taken host port is refused before anything is made.
         let ports = port_mappings(t.all_containers());
         Network::check_ports(spec.uuid, &ports).map_err(err)?;
         std::fs::create_dir_all(dir.join("rootfs"))
             .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+        let points = self.attach_volumes(spec, dir).await?;
         // Images and root filesystems, and the network, are independent: build them at once
         // (the network is the slow part). Both finish before either error is looked at, so a
         // rollback finds all that was made.
@@ -216,8 +308,23 @@ impl PodDriver {
             Box::pin(self.root_filesystems(spec, dir)),
             Box::pin(self.network.setup(spec.uuid, &name, &ports, &record)),
         );
-        let plans = plans?;
+        let mut plans = plans?;
         let attachment = attachment.map_err(err)?;
+        for ((plan, _), c) in plans.iter_mut().zip(t.all_containers()) {
+            for m in &c.volume_mounts {
+                let source = points.get(&m.name).ok_or_else(|| {
+                    err(format!(
+                        "container {} mounts volume {:?}, which the capsule does not have",
+                        plan.name, m.name
+                    ))
+                })?;
+                plan.mounts.push(MountPlan {
+                    source: source.clone(),
+                    destination: m.mount_path.clone(),
+                    read_only: m.read_only,
+                });
+            }
+        }
         // The shim, once the network is there.
         let (init, app): (Vec<_>, Vec<_>) = plans.into_iter().partition(|(_, is_init)| *is_init);
         let plan = Plan {
@@ -294,27 +401,42 @@ impl PodDriver {
         self.unwatch(id);
         let dir = self.dir(id);
         let mut errors = Vec::new();
-        // The processes stop while their network goes: neither waits for the other (the
-        // network's teardown is the slow part, and nothing reaches the capsule meanwhile).
+        // The processes stop while their network goes and the capsule's rules go: none waits
+        // for the others (the network's teardown is the slow part, and nothing reaches the
+        // capsule meanwhile: its address without rules takes no new connections).
         let started = Instant::now();
         let grace = Duration::from_secs(self.cfg.stop_grace_seconds);
         let record = dir.join("network.json");
-        let (stopped, unplugged) = tokio::join!(
+        self.going
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id);
+        let (stopped, unplugged, unfiltered) = tokio::join!(
             async {
                 let r = shim::shutdown(&dir, grace).await;
                 tracing::debug!(capsule = %id, ms = started.elapsed().as_millis() as u64, "processes stopped");
                 r
             },
             self.network.teardown(id, &record),
+            self.refresh_firewall(),
         );
+        self.going
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        let stopped_ok = stopped.is_ok();
         if let Err(e) = stopped {
             errors.push(format!("containers: {e}"));
         }
         if let Err(e) = unplugged {
             errors.push(format!("network: {e}"));
         }
-        if let Err(e) = self.refresh_firewall().await {
+        if let Err(e) = unfiltered {
             errors.push(e.0);
+        }
+        // The volumes once no process uses them.
+        if stopped_ok {
+            self.release_volumes(&dir, &mut errors).await;
         }
         if let Ok(entries) = std::fs::read_dir(dir.join("rootfs")) {
             for entry in entries.flatten() {
@@ -612,6 +734,23 @@ impl RuntimeDriver for PodDriver {
 
     fn firewall_epoch(&self) -> Option<u64> {
         self.secgroups.received_epoch()
+    }
+
+    async fn create_volume(&self, id: Uuid, size_gib: u64) -> Result<(), DriverError> {
+        self.volume_driver()?
+            .create(id, size_gib.saturating_mul(GIB))
+            .await
+            .map_err(err)
+    }
+
+    async fn delete_volume(&self, id: Uuid) -> Result<(), DriverError> {
+        let driver = self.volume_driver()?;
+        if driver.is_attached(id).map_err(err)? {
+            return Err(err(format!(
+                "volume {id} is attached on this host; it is removed once its capsule is deleted"
+            )));
+        }
+        driver.delete(id).await.map_err(err)
     }
 }
 

@@ -82,6 +82,16 @@ impl PodHost {
         self.compute.state_dir.join("capsules").join(uuid)
     }
 
+    /// Where the host keeps its volumes.
+    pub fn volume_dir(&self) -> PathBuf {
+        self.compute.state_dir.join("volumes")
+    }
+
+    /// Volume state on the host that does not belong to a volume in `keep`.
+    pub fn volume_leftovers(&self, keep: &[String]) -> Vec<String> {
+        tempest::volume_leftovers(&self.volume_dir(), keep)
+    }
+
     /// What of `uuid` is left on the host, in words (empty: nothing).
     pub fn leftovers(&self, uuid: &str) -> Vec<String> {
         let mut left = Vec::new();
@@ -122,6 +132,11 @@ impl Drop for PodHost {
                     .await
                     .unwrap();
                 let network = zun_compute::network::Network::new(cfg.network.clone()).unwrap();
+                let volumes = zun_compute::volume::LoopVolumes::new(
+                    cfg.volume.clone(),
+                    &cfg.compute.state_dir,
+                )
+                .unwrap();
                 let driver = zun_compute::driver::pod::PodDriver::new(
                     &cfg.compute.state_dir,
                     cfg.pod.clone(),
@@ -129,7 +144,8 @@ impl Drop for PodHost {
                     network,
                 )
                 .await
-                .unwrap();
+                .unwrap()
+                .with_volumes(volumes);
                 for id in ids {
                     eprintln!("cleanup: tearing down capsule {id} left by the test");
                     if let Err(e) = zun_compute::driver::RuntimeDriver::delete(&driver, id).await {
@@ -139,6 +155,15 @@ impl Drop for PodHost {
             });
         });
         let _ = cleanup.join();
+        // Volumes still mounted (a test that failed with a capsule or a volume attached): the
+        // loop devices go with their mounts (autoclear), the files with the state directory.
+        let volumes = self.volume_dir();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for m in mounts.lines().filter_map(|l| l.split(' ').nth(4)) {
+            if Path::new(m).starts_with(&volumes) {
+                let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
         // The netns directory was made a shared mount point of its own.
         let _ = nix::mount::umount2(&self.netns_dir, nix::mount::MntFlags::MNT_DETACH);
         let _ = std::process::Command::new("ip")
