@@ -108,7 +108,7 @@ if ((PURGE)); then
     fi
 fi
 
-for port in "$KEYSTONE_PORT" "$ZUN_API_PORT" "$ZUN_NETWORK_API_PORT" "$RABBIT_PORT" "$RABBIT_DIST_PORT" "$EPMD_PORT" "$REGISTRY_PORT"; do
+for port in "$KEYSTONE_PORT" "$ZUN_API_PORT" "$ZUN_NETWORK_API_PORT" "$ZUN_VOLUME_API_PORT" "$RABBIT_PORT" "$RABBIT_DIST_PORT" "$EPMD_PORT" "$REGISTRY_PORT"; do
     if port_open "$port"; then
         warn "something still listens on 127.0.0.1:$port"
     fi

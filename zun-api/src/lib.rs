@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod cinder;
 pub mod conductor;
 pub mod config;
 pub mod context;

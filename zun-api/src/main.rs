@@ -119,6 +119,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let volume_api = match state.config.volume_api.listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the volume API to {addr}"))?;
+            tracing::info!(listen = %addr, "volume API (block storage) listening");
+            Some(tokio::spawn(zun_api::cinder::serve(
+                state.clone(),
+                l,
+                shutdown(),
+            )))
+        }
+        None => None,
+    };
     let app =
         axum::ServiceExt::<axum::extract::Request>::into_make_service(zun_api::service(state));
     axum::serve(listener, app)
@@ -129,6 +143,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         n.await
             .context("network API task")?
             .context("serving the network API")?;
+    }
+    if let Some(v) = volume_api {
+        v.await
+            .context("volume API task")?
+            .context("serving the volume API")?;
     }
     if let Some(c) = conductor {
         c.stop().await;

@@ -57,6 +57,12 @@ async fn each_project_gets_a_default_group_with_neutrons_default_rules() {
     let api = TestApi::new("").await;
     let list = groups(&api, DEMO, "").await;
     assert_eq!(list.len(), 1, "{list:?}");
+    // A trailing slash names the same collection (clients add one).
+    let slashed = api
+        .net(Method::GET, "/v2.0/security-groups/", DEMO, None)
+        .await;
+    assert_eq!(slashed.status, StatusCode::OK, "{:?}", slashed.json);
+    assert_eq!(slashed.json["security_groups"].as_array().unwrap(), &list);
     let g = &list[0];
     assert_eq!(g["name"], "default");
     assert_eq!(g["project_id"], "demo");

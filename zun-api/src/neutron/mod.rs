@@ -26,7 +26,7 @@ use crate::state::AppState;
 
 /// The network API's routes, with authentication and request ids.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/", get(versions))
         .route("/v2.0", get(resources))
         .route("/v2.0/extensions", get(extensions))
@@ -49,9 +49,12 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), auth_layer))
+        .with_state(state);
+    // Layers of a router run after its routing: the slash is stripped in front of it.
+    Router::new()
+        .fallback_service(api)
         .layer(from_fn(strip_trailing_slash))
         .layer(from_fn(request_id_layer))
-        .with_state(state)
 }
 
 /// `/v2.0/` and `/v2.0/security-groups/` mean the same as without the slash.
