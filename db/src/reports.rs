@@ -15,7 +15,7 @@ use crate::capsules::{now, touch_project};
 use crate::entity::{capsule, capsule_container, capsule_security_group, capsule_template};
 use crate::entity::{host_port, volume_mapping};
 use crate::placement::release_claim;
-use crate::volumes::{release_volumes, volumes_made};
+use crate::volumes::{release_failed_volumes, release_volumes, volumes_made};
 use crate::{Database, DbError};
 
 /// What became of a report.
@@ -91,7 +91,15 @@ impl Database {
             .exec(&txn)
             .await
             .map_err(DbError::query(ctx()))?;
-        if state.status != capsule_types::CapsuleStatus::Creating {
+        if state.volumes_released {
+            let reason = state
+                .status_reason
+                .as_deref()
+                .unwrap_or("its create failed");
+            release_failed_volumes(&txn, &uuid, reason)
+                .await
+                .map_err(DbError::query(ctx()))?;
+        } else if state.status != capsule_types::CapsuleStatus::Creating {
             volumes_made(&txn, &uuid)
                 .await
                 .map_err(DbError::query(ctx()))?;

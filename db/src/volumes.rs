@@ -2,6 +2,8 @@
 //! limit), listed, shown, renamed and deleted; taken by a capsule at its create, atomically
 //! with it (one attacher at a time), and given back or removed with it.
 
+use std::collections::HashMap;
+
 use capsule_types::rpc::{compute_queue, ComputeRequest, Envelope, VolumeHostState};
 use capsule_types::VolumeStatus;
 use sea_orm::sea_query::{Alias, Expr, Func};
@@ -392,6 +394,43 @@ pub(crate) async fn release_volumes<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Gives back the volumes of a capsule whose create failed and was undone on its host, in the
+/// caller's transaction: `autoRemove` ones are removed (the host removed them), the other new
+/// ones, which the host may not have made, go to `error` with `reason` (the user deletes
+/// them), existing ones are `available` again.
+pub(crate) async fn release_failed_volumes<C: ConnectionTrait>(
+    db: &C,
+    capsule_uuid: &str,
+    reason: &str,
+) -> Result<(), DbErr> {
+    volume::Entity::delete_many()
+        .filter(volume::Column::CapsuleUuid.eq(capsule_uuid))
+        .filter(volume::Column::AutoRemove.eq(true))
+        .exec(db)
+        .await?;
+    let detached = |status: VolumeStatus| {
+        volume::Entity::update_many()
+            .col_expr(volume::Column::Status, Expr::value(status.as_str()))
+            .col_expr(volume::Column::CapsuleUuid, Expr::value(None::<String>))
+            .col_expr(
+                volume::Column::AttachedAt,
+                Expr::value(None::<chrono::DateTime<chrono::Utc>>),
+            )
+            .col_expr(volume::Column::UpdatedAt, Expr::value(now()))
+            .filter(volume::Column::CapsuleUuid.eq(capsule_uuid))
+    };
+    detached(VolumeStatus::Error)
+        .col_expr(
+            volume::Column::StatusReason,
+            Expr::value(format!("The capsule it was made for failed: {reason}")),
+        )
+        .filter(volume::Column::Status.eq(VolumeStatus::Creating.as_str()))
+        .exec(db)
+        .await?;
+    detached(VolumeStatus::Available).exec(db).await?;
+    Ok(())
+}
+
 impl Database {
     /// Records a new volume `creating` on `new.host` and queues `outbox` (the create for that
     /// host), atomically, if it fits `limits`; without a host it is recorded in `error`.
@@ -529,34 +568,49 @@ impl Database {
         self.with_mounts(rows).await
     }
 
+    /// The volumes with the mounts of the capsules they are attached to (not those of a
+    /// capsule that had them before and still exists, in `Error`).
     async fn with_mounts(&self, rows: Vec<volume::Model>) -> Result<Vec<VolumeRecord>, DbError> {
-        let ids: Vec<String> = rows
-            .iter()
-            .filter(|v| v.capsule_uuid.is_some())
-            .map(|v| v.id.clone())
+        let ctx = || "listing volume mounts".to_owned();
+        let holders: Vec<String> = rows.iter().filter_map(|v| v.capsule_uuid.clone()).collect();
+        if holders.is_empty() {
+            return Ok(rows
+                .into_iter()
+                .map(|volume| VolumeRecord {
+                    volume,
+                    mounts: Vec::new(),
+                })
+                .collect());
+        }
+        let capsule_ids: HashMap<String, i32> = capsule::Entity::find()
+            .filter(capsule::Column::Uuid.is_in(holders))
+            .all(&self.conn)
+            .await
+            .map_err(DbError::query(ctx()))?
+            .into_iter()
+            .map(|c| (c.uuid, c.id))
             .collect();
-        let mounts = if ids.is_empty() {
-            Vec::new()
-        } else {
-            volume_mapping::Entity::find()
-                .filter(volume_mapping::Column::VolumeId.is_in(ids))
-                .order_by_asc(volume_mapping::Column::Id)
-                .all(&self.conn)
-                .await
-                .map_err(DbError::query("listing volume mounts"))?
-        };
+        let mounts = volume_mapping::Entity::find()
+            .filter(volume_mapping::Column::CapsuleId.is_in(capsule_ids.values().copied()))
+            .order_by_asc(volume_mapping::Column::Id)
+            .all(&self.conn)
+            .await
+            .map_err(DbError::query(ctx()))?;
         Ok(rows
             .into_iter()
             .map(|volume| {
-                let mounts = if volume.capsule_uuid.is_some() {
-                    mounts
-                        .iter()
-                        .filter(|m| m.volume_id.as_deref() == Some(volume.id.as_str()))
-                        .cloned()
-                        .collect()
-                } else {
-                    Vec::new()
-                };
+                let holder = volume
+                    .capsule_uuid
+                    .as_ref()
+                    .and_then(|u| capsule_ids.get(u));
+                let mounts = mounts
+                    .iter()
+                    .filter(|m| {
+                        Some(&m.capsule_id) == holder
+                            && m.volume_id.as_deref() == Some(volume.id.as_str())
+                    })
+                    .cloned()
+                    .collect();
                 VolumeRecord { volume, mounts }
             })
             .collect())
@@ -604,20 +658,31 @@ impl Database {
     ) -> Result<VolumeDeleted, DbError> {
         let ctx = || format!("deleting volume {id}");
         let txn = self.conn.begin().await.map_err(DbError::query(ctx()))?;
-        let Some(row) = volume::Entity::find_by_id(id)
+        // The conditional write comes first: a capsule that takes the volume meanwhile keeps
+        // it, and (on SQLite) the transaction never has to turn from reader into writer.
+        let deletable = [VolumeStatus::Available, VolumeStatus::Error].map(VolumeStatus::as_str);
+        let res = volume::Entity::update_many()
+            .col_expr(
+                volume::Column::Status,
+                Expr::value(VolumeStatus::Deleting.as_str()),
+            )
+            .col_expr(volume::Column::UpdatedAt, Expr::value(now()))
+            .filter(scope.condition())
+            .filter(volume::Column::Id.eq(id))
+            .filter(volume::Column::Status.is_in(deletable))
+            .filter(volume::Column::CapsuleUuid.is_null())
+            .exec(&txn)
+            .await
+            .map_err(DbError::query(ctx()))?;
+        let row = volume::Entity::find_by_id(id)
             .filter(scope.condition())
             .one(&txn)
             .await
-            .map_err(DbError::query(ctx()))?
-        else {
+            .map_err(DbError::query(ctx()))?;
+        let Some(row) = row else {
             return Ok(VolumeDeleted::NotFound);
         };
-        let deletable = row
-            .status
-            .parse::<VolumeStatus>()
-            .is_ok_and(VolumeStatus::deletable)
-            && row.capsule_uuid.is_none();
-        if !deletable {
+        if res.rows_affected != 1 {
             return Ok(VolumeDeleted::NotDeletable {
                 status: row.status,
                 capsule: row.capsule_uuid,
@@ -631,25 +696,6 @@ impl Database {
             txn.commit().await.map_err(DbError::query(ctx()))?;
             return Ok(VolumeDeleted::Removed);
         };
-        // Conditional, so a capsule that took it meanwhile keeps it.
-        let res = volume::Entity::update_many()
-            .col_expr(
-                volume::Column::Status,
-                Expr::value(VolumeStatus::Deleting.as_str()),
-            )
-            .col_expr(volume::Column::UpdatedAt, Expr::value(now()))
-            .filter(volume::Column::Id.eq(id))
-            .filter(volume::Column::Status.eq(row.status.as_str()))
-            .filter(volume::Column::CapsuleUuid.is_null())
-            .exec(&txn)
-            .await
-            .map_err(DbError::query(ctx()))?;
-        if res.rows_affected != 1 {
-            return Ok(VolumeDeleted::NotDeletable {
-                status: VolumeStatus::InUse.as_str().to_owned(),
-                capsule: None,
-            });
-        }
         let oid = enqueue(&txn, delete_volume_message(&host, id)?)
             .await
             .map_err(DbError::query(ctx()))?;
@@ -658,8 +704,9 @@ impl Database {
     }
 
     /// Applies `host`'s report on volume `id`: `creating` becomes `available` or `error`,
-    /// `deleting` becomes gone (or `error` when the host could not remove it). Anything else (a repeated or late report, another host's
-    /// volume) changes nothing. Returns whether it applied.
+    /// `deleting` becomes gone (or `error` when the host could not remove it). Anything else
+    /// (a repeated or late report, another host's volume) changes nothing. Returns whether it
+    /// applied.
     pub async fn apply_volume_state(
         &self,
         host: &str,

@@ -201,6 +201,7 @@ fn state(uuid: uuid::Uuid, status: CapsuleStatus, containers: Vec<ContainerState
         status_reason: None,
         containers,
         addresses: json!({"net": [{"addr": "10.0.0.2", "version": 4}]}),
+        volumes_released: false,
     }
 }
 

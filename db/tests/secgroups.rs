@@ -365,6 +365,7 @@ async fn report_address(
         status_reason: None,
         containers: vec![],
         addresses: json!({"capsule": [{"addr": ip, "version": 4}]}),
+        volumes_released: false,
     };
     let (outcome, readdressed) = db
         .apply_capsule_state_with(host, seq, &state)

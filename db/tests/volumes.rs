@@ -23,6 +23,7 @@ both_backends!(
     two_capsules_racing_for_a_volume_get_it_once,
     host_reports_move_volumes_on_only,
     deletes_wait_for_the_host_and_spare_attached_volumes,
+    a_failed_create_gives_its_volumes_back_at_once,
 );
 
 async fn node(db: &Database, host: &str) {
@@ -370,6 +371,7 @@ async fn a_volume_has_one_attacher_and_comes_back_when_its_capsule_goes(db: Data
         status_reason: None,
         containers: vec![],
         addresses: json!({}),
+        volumes_released: false,
     };
     db.apply_capsule_state("h1", 1, &state).await.unwrap();
     assert_eq!(
@@ -536,4 +538,78 @@ async fn deletes_wait_for_the_host_and_spare_attached_volumes(db: Database) {
         VolumeDeleted::Removed
     );
     assert_eq!(status(&db, &orphan).await, None);
+}
+
+async fn a_failed_create_gives_its_volumes_back_at_once(db: Database) {
+    node(&db, "h1").await;
+    let data = volume(&db, "p1", "h1", 1).await;
+    let (gone, kept) = (
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    );
+    let c = capsule(
+        "p1",
+        "h1",
+        vec![
+            CapsuleVolume::Existing { id: data.clone() },
+            CapsuleVolume::New {
+                id: gone.clone(),
+                size_gib: 1,
+                auto_remove: true,
+            },
+            CapsuleVolume::New {
+                id: kept.clone(),
+                size_gib: 1,
+                auto_remove: false,
+            },
+        ],
+    );
+    let uuid = c.uuid.clone();
+    db.create_capsule(c).await.unwrap();
+    // The host undid the create: the volumes are free at once, the capsule stays in Error.
+    let state = CapsuleState {
+        capsule: uuid.parse().unwrap(),
+        status: CapsuleStatus::Error,
+        status_reason: Some("image pull failed".into()),
+        containers: vec![],
+        addresses: json!({}),
+        volumes_released: true,
+    };
+    db.apply_capsule_state("h1", 2, &state).await.unwrap();
+    assert_eq!(status(&db, &data).await, Some(("available".into(), None)));
+    assert_eq!(status(&db, &gone).await, None);
+    let rec = db.volume(VolumeScope::All, &kept).await.unwrap().unwrap();
+    assert_eq!(
+        (rec.volume.status.as_str(), rec.volume.capsule_uuid),
+        ("error", None)
+    );
+    assert!(rec
+        .volume
+        .status_reason
+        .unwrap()
+        .contains("image pull failed"),);
+    let failed = db
+        .capsule_by_uuid(&Scope::All, &uuid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failed.capsule.status, "Error");
+    // Another capsule takes the volume; deleting the failed one later changes nothing of it.
+    let next = capsule(
+        "p1",
+        "h1",
+        vec![CapsuleVolume::Existing { id: data.clone() }],
+    );
+    let next_uuid = next.uuid.clone();
+    db.create_capsule(next).await.unwrap();
+    // Its view shows the new capsule's mount only, not the failed one's.
+    let rec = db.volume(VolumeScope::All, &data).await.unwrap().unwrap();
+    assert_eq!(rec.mounts.len(), 1, "{:?}", rec.mounts);
+    delete_capsule(&db, "h1", 3, &uuid).await;
+    assert_eq!(
+        status(&db, &data).await,
+        Some(("in-use".into(), Some(next_uuid)))
+    );
+    let rec = db.volume(VolumeScope::All, &data).await.unwrap().unwrap();
+    assert_eq!(rec.mounts.len(), 1, "{:?}", rec.mounts);
 }

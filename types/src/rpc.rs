@@ -275,6 +275,10 @@ pub struct CapsuleState {
     /// Addresses in Zun's shape (`{network: [{addr, version, ...}]}`).
     #[serde(default)]
     pub addresses: serde_json::Value,
+    /// The host undid the capsule's failed create and holds none of its volumes (it removed
+    /// the ones made to be removed with it): the API gives them back at once.
+    #[serde(default)]
+    pub volumes_released: bool,
 }
 
 /// Resources of a compute host, as it reports them.

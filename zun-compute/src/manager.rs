@@ -45,6 +45,7 @@ fn error_state(spec: &CapsuleSpec, reason: String) -> CapsuleState {
         status_reason: Some(reason),
         containers: Vec::new(),
         addresses: serde_json::json!({}),
+        volumes_released: false,
     }
 }
 
@@ -55,6 +56,7 @@ fn creating(spec: &CapsuleSpec) -> CapsuleState {
         status_reason: None,
         containers: Vec::new(),
         addresses: serde_json::json!({}),
+        volumes_released: false,
     }
 }
 
@@ -229,7 +231,11 @@ impl<D: RuntimeDriver> Manager<D> {
             }
             Err(e) => {
                 tracing::warn!(capsule = %id, error = %e, "capsule create failed");
-                error_state(&spec, e.to_string())
+                let mut s = error_state(&spec, e.to_string());
+                // The driver undid the create: unless its undo left them, the volumes are
+                // free for other capsules now.
+                s.volumes_released = !self.driver.holds_volumes(id);
+                s
             }
         };
         let rec = Record {

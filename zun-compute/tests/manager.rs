@@ -187,6 +187,7 @@ async fn an_interrupted_create_is_redone_on_reconcile() {
                 status_reason: None,
                 containers: vec![],
                 addresses: serde_json::json!({}),
+                volumes_released: false,
             },
             settled: false,
             unreported: false,

@@ -82,6 +82,55 @@ async fn wait_volume(stack: &Stack, id: &str, want: Option<&str>) {
     }
 }
 
+/// Makes a 1 GiB volume of project demo on `host` through its host, as the block-storage API
+/// does; its id once it is `available`.
+async fn make_volume(stack: &Stack, host: &str) -> String {
+    let id = uuid::Uuid::new_v4();
+    let payload = serde_json::to_string(&Envelope::new(
+        ComputeRequest::CreateVolume {
+            volume: id,
+            size_gib: 1,
+        },
+        None,
+    ))
+    .unwrap();
+    let (_, ids) = stack
+        .state
+        .db
+        .create_volume(
+            NewVolume {
+                id: id.to_string(),
+                project_id: "demo".into(),
+                user_id: "demo-user".into(),
+                name: Some("own".into()),
+                description: None,
+                size_gib: 1,
+                availability_zone: "nova".into(),
+                metadata: json!({}),
+                host: Some(host.into()),
+            },
+            Default::default(),
+            Some(NewOutbox {
+                routing_key: compute_queue(host),
+                payload,
+                capsule_uuid: None,
+            }),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    stack
+        .state
+        .dispatcher
+        .as_ref()
+        .unwrap()
+        .publish_now(&ids)
+        .await;
+    let id = id.to_string();
+    wait_volume(stack, &id, Some("available")).await;
+    id
+}
+
 async fn delete_capsule(stack: &Stack, host: &PodHost, uuid: &str) {
     assert_eq!(stack.delete(uuid, false).await, 204);
     stack.wait_gone(uuid, LONG).await;
@@ -136,49 +185,7 @@ async fn volumes_are_made_mounted_as_asked_and_given_back_or_removed() {
     assert!(host.volume_dir().join(format!("{data}.img")).exists());
 
     // A volume made on its own (as the block-storage API makes it): its host makes it over RPC.
-    let own = uuid::Uuid::new_v4();
-    let payload = serde_json::to_string(&Envelope::new(
-        ComputeRequest::CreateVolume {
-            volume: own,
-            size_gib: 1,
-        },
-        None,
-    ))
-    .unwrap();
-    let (_, ids) = stack
-        .state
-        .db
-        .create_volume(
-            NewVolume {
-                id: own.to_string(),
-                project_id: "demo".into(),
-                user_id: "demo-user".into(),
-                name: Some("own".into()),
-                description: None,
-                size_gib: 1,
-                availability_zone: "nova".into(),
-                metadata: json!({}),
-                host: Some("p1".into()),
-            },
-            Default::default(),
-            Some(NewOutbox {
-                routing_key: compute_queue("p1"),
-                payload,
-                capsule_uuid: None,
-            }),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    stack
-        .state
-        .dispatcher
-        .as_ref()
-        .unwrap()
-        .publish_now(&ids)
-        .await;
-    let own = own.to_string();
-    wait_volume(&stack, &own, Some("available")).await;
+    let own = make_volume(&stack, "p1").await;
     assert!(host.volume_dir().join(format!("{own}.img")).exists());
 
     // The next capsule mounts both: the data written before is there.
@@ -232,6 +239,57 @@ async fn volumes_are_made_mounted_as_asked_and_given_back_or_removed() {
     }
     let left = host.volume_leftovers(&[]);
     assert!(left.is_empty(), "left on the host: {left:#?}");
+    drop(host);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_create_gives_its_volumes_back_at_once() {
+    let stack = Stack::start().await;
+    let host = PodHost::start(&stack, "p2").await;
+    let data = make_volume(&stack, "p2").await;
+    // The volumes are mounted before the images are pulled: this one fails after that.
+    let t = json!({"kind": "capsule", "metadata": {"name": "broken"}, "spec": {
+        "containers": [{"image": "no-such-image-anywhere", "imagePullPolicy": "Always",
+            "volumeMounts": [{"name": "data", "mountPath": "/data"},
+                             {"name": "tmp", "mountPath": "/tmp"}]}],
+        "volumes": [{"name": "data", "cinder": {"volumeID": data}},
+                    {"name": "tmp", "cinder": {"size": 1, "autoRemove": true}}]}});
+    let failed = stack.create_template(DEMO, &t).await;
+    let shown = stack.wait_status(&failed, "Error", LONG).await;
+    assert!(
+        shown["status_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no-such-image-anywhere"),
+        "{shown}"
+    );
+    wait_volume(&stack, &data, Some("available")).await;
+    assert!(
+        !mounted(&data),
+        "the failed capsule's volume is still mounted"
+    );
+    let left = host.volume_leftovers(std::slice::from_ref(&data));
+    assert!(left.is_empty(), "left on the host: {left:#?}");
+    assert_eq!(
+        stack.state.db.volumes_on_host("p2").await.unwrap().len(),
+        1,
+        "the autoRemove volume of the failed capsule is kept"
+    );
+    // Free for the next capsule at once, while the failed one is still there.
+    let t = json!({"kind": "capsule", "metadata": {"name": "next"}, "spec": {
+        "containers": [{"image": "busybox", "command": ["sh", "-c", "ls /data; exec sleep 3600"],
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+        "volumes": [{"name": "data", "cinder": {"volumeID": data}}]}});
+    let next = stack.create_template(DEMO, &t).await;
+    stack.wait_status(&next, "Running", LONG).await;
+    delete_capsule(&stack, &host, &failed).await;
+    assert_eq!(
+        volume(&stack, &data).await,
+        Some(("in-use".into(), Some(next.clone())))
+    );
+    delete_capsule(&stack, &host, &next).await;
+    wait_volume(&stack, &data, Some("available")).await;
     drop(host);
     stack.stop().await;
 }

@@ -117,6 +117,7 @@ fn running(spec: &CapsuleSpec) -> CapsuleState {
             })
             .collect(),
         addresses: serde_json::json!({}),
+        volumes_released: false,
     }
 }
 
@@ -175,6 +176,10 @@ impl RuntimeDriver for FakeRuntime {
         self.journal("create_volume", id)?;
         std::fs::write(&path, b"")
             .map_err(|e| DriverError(format!("cannot write {}: {e}", path.display())))
+    }
+
+    fn holds_volumes(&self, _capsule: Uuid) -> bool {
+        false
     }
 
     async fn delete_volume(&self, id: Uuid) -> Result<(), DriverError> {

@@ -68,6 +68,10 @@ pub trait RuntimeDriver: Send + Sync + 'static {
         size_gib: u64,
     ) -> impl Future<Output = Result<(), DriverError>> + Send;
 
+    /// Whether the host may still hold volumes of `capsule` (mounted, or recorded for its
+    /// teardown). False once a teardown of it finished.
+    fn holds_volumes(&self, capsule: Uuid) -> bool;
+
     /// Removes volume `id` and its data. Idempotent: a volume the host does not have is gone
     /// already. Refused while a capsule of this host has it attached.
     fn delete_volume(&self, id: Uuid) -> impl Future<Output = Result<(), DriverError>> + Send;

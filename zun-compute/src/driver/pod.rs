@@ -638,6 +638,7 @@ fn capsule_state(
         status_reason: status.reason.clone(),
         containers,
         addresses,
+        volumes_released: false,
     }
 }
 
@@ -696,6 +697,7 @@ impl RuntimeDriver for PodDriver {
                 status_reason: Some(format!("The capsule's shim is gone: {e}")),
                 containers: Vec::new(),
                 addresses: serde_json::json!({}),
+                volumes_released: false,
             })),
         }
     }
@@ -741,6 +743,10 @@ impl RuntimeDriver for PodDriver {
             .create(id, size_gib.saturating_mul(GIB))
             .await
             .map_err(err)
+    }
+
+    fn holds_volumes(&self, capsule: Uuid) -> bool {
+        self.dir(capsule).join(VOLUMES_FILE).exists()
     }
 
     async fn delete_volume(&self, id: Uuid) -> Result<(), DriverError> {
