@@ -372,23 +372,8 @@ pub(crate) async fn release_volumes<C: ConnectionTrait>(
     db: &C,
     capsule_uuid: &str,
 ) -> Result<(), DbErr> {
-    volume::Entity::delete_many()
-        .filter(volume::Column::CapsuleUuid.eq(capsule_uuid))
-        .filter(volume::Column::AutoRemove.eq(true))
-        .exec(db)
-        .await?;
-    volume::Entity::update_many()
-        .col_expr(
-            volume::Column::Status,
-            Expr::value(VolumeStatus::Available.as_str()),
-        )
-        .col_expr(volume::Column::CapsuleUuid, Expr::value(None::<String>))
-        .col_expr(
-            volume::Column::AttachedAt,
-            Expr::value(None::<chrono::DateTime<chrono::Utc>>),
-        )
-        .col_expr(volume::Column::UpdatedAt, Expr::value(now()))
-        .filter(volume::Column::CapsuleUuid.eq(capsule_uuid))
+    remove_auto_removed(db, capsule_uuid).await?;
+    detach(capsule_uuid, VolumeStatus::Available)
         .exec(db)
         .await?;
     Ok(())
@@ -403,23 +388,8 @@ pub(crate) async fn release_failed_volumes<C: ConnectionTrait>(
     capsule_uuid: &str,
     reason: &str,
 ) -> Result<(), DbErr> {
-    volume::Entity::delete_many()
-        .filter(volume::Column::CapsuleUuid.eq(capsule_uuid))
-        .filter(volume::Column::AutoRemove.eq(true))
-        .exec(db)
-        .await?;
-    let detached = |status: VolumeStatus| {
-        volume::Entity::update_many()
-            .col_expr(volume::Column::Status, Expr::value(status.as_str()))
-            .col_expr(volume::Column::CapsuleUuid, Expr::value(None::<String>))
-            .col_expr(
-                volume::Column::AttachedAt,
-                Expr::value(None::<chrono::DateTime<chrono::Utc>>),
-            )
-            .col_expr(volume::Column::UpdatedAt, Expr::value(now()))
-            .filter(volume::Column::CapsuleUuid.eq(capsule_uuid))
-    };
-    detached(VolumeStatus::Error)
+    remove_auto_removed(db, capsule_uuid).await?;
+    detach(capsule_uuid, VolumeStatus::Error)
         .col_expr(
             volume::Column::StatusReason,
             Expr::value(format!("The capsule it was made for failed: {reason}")),
@@ -427,8 +397,32 @@ pub(crate) async fn release_failed_volumes<C: ConnectionTrait>(
         .filter(volume::Column::Status.eq(VolumeStatus::Creating.as_str()))
         .exec(db)
         .await?;
-    detached(VolumeStatus::Available).exec(db).await?;
+    detach(capsule_uuid, VolumeStatus::Available)
+        .exec(db)
+        .await?;
     Ok(())
+}
+
+async fn remove_auto_removed<C: ConnectionTrait>(db: &C, capsule_uuid: &str) -> Result<(), DbErr> {
+    volume::Entity::delete_many()
+        .filter(volume::Column::CapsuleUuid.eq(capsule_uuid))
+        .filter(volume::Column::AutoRemove.eq(true))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The update that detaches the capsule's volumes, leaving them in `status`.
+fn detach(capsule_uuid: &str, status: VolumeStatus) -> sea_orm::UpdateMany<volume::Entity> {
+    volume::Entity::update_many()
+        .col_expr(volume::Column::Status, Expr::value(status.as_str()))
+        .col_expr(volume::Column::CapsuleUuid, Expr::value(None::<String>))
+        .col_expr(
+            volume::Column::AttachedAt,
+            Expr::value(None::<chrono::DateTime<chrono::Utc>>),
+        )
+        .col_expr(volume::Column::UpdatedAt, Expr::value(now()))
+        .filter(volume::Column::CapsuleUuid.eq(capsule_uuid))
 }
 
 impl Database {

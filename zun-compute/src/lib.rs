@@ -11,6 +11,7 @@ pub mod image;
 pub mod logs;
 pub mod manager;
 pub mod network;
+mod notes;
 pub mod reporter;
 pub mod shim;
 pub mod store;

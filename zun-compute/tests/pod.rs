@@ -56,13 +56,6 @@ async fn wait_for(stack: &Stack, uuid: &str, what: &str, pred: impl Fn(&Value) -
     }
 }
 
-async fn delete_and_check(stack: &Stack, host: &PodHost, uuid: &str) {
-    assert_eq!(stack.delete(uuid, false).await, 204);
-    stack.wait_gone(uuid, LONG).await;
-    let left = host.leftovers(uuid);
-    assert!(left.is_empty(), "left on the host: {left:#?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_container_pod_shares_network_pid_and_hostname() {
     let stack = Stack::start().await;
@@ -126,7 +119,7 @@ async fn a_two_container_pod_shares_network_pid_and_hostname() {
     let line = body.as_str().unwrap();
     assert_eq!(line.lines().count(), 1, "{line}");
     assert!(line.starts_with("20"), "{line}");
-    delete_and_check(&stack, &host, &uuid).await;
+    host.delete_and_check(&stack, &uuid).await;
     drop(host);
     stack.stop().await;
 }
@@ -181,7 +174,7 @@ async fn a_published_port_reaches_nginx_from_the_host() {
     } else {
         assert_eq!(status, 409, "{answer}");
     }
-    delete_and_check(&stack, &host, &uuid).await;
+    host.delete_and_check(&stack, &uuid).await;
     // The port is closed again.
     assert!(reqwest::get(&url).await.is_err());
     drop(host);
@@ -223,7 +216,7 @@ async fn exits_restarts_and_oom_kills_show_in_the_status() {
     let reason = c["status_reason"].as_str().unwrap_or("");
     assert!(reason.contains("exited with code 3"), "{c}");
     for uuid in [&flaky, &hog, &init] {
-        delete_and_check(&stack, &host, uuid).await;
+        host.delete_and_check(&stack, uuid).await;
     }
     drop(host);
     stack.stop().await;
@@ -252,7 +245,7 @@ async fn capsules_outlive_a_killed_agent_and_are_deleted_after_its_restart() {
     stack.wait_service("p4", true, LONG).await;
     let c = stack.wait_status(&uuid, "Running", LONG).await;
     assert_eq!(c["containers"][0]["status"], "Running", "{c}");
-    delete_and_check(&stack, &host, &uuid).await;
+    host.delete_and_check(&stack, &uuid).await;
     drop(host);
     // Admin view of the service: it is still registered.
     let (status, _) = stack

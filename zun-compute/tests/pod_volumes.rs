@@ -131,13 +131,6 @@ async fn make_volume(stack: &Stack, host: &str) -> String {
     id
 }
 
-async fn delete_capsule(stack: &Stack, host: &PodHost, uuid: &str) {
-    assert_eq!(stack.delete(uuid, false).await, 204);
-    stack.wait_gone(uuid, LONG).await;
-    let left = host.leftovers(uuid);
-    assert!(left.is_empty(), "left on the host: {left:#?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn volumes_are_made_mounted_as_asked_and_given_back_or_removed() {
     let stack = Stack::start().await;
@@ -176,7 +169,7 @@ async fn volumes_are_made_mounted_as_asked_and_given_back_or_removed() {
         assert!(mounted(id), "volume {id} not mounted while in use");
     }
 
-    delete_capsule(&stack, &host, &first).await;
+    host.delete_and_check(&stack, &first).await;
     wait_volume(&stack, &data, Some("available")).await;
     assert_eq!(volume(&stack, &scratch).await, None);
     assert!(!mounted(&data), "an available volume is still mounted");
@@ -214,7 +207,7 @@ async fn volumes_are_made_mounted_as_asked_and_given_back_or_removed() {
             .unwrap(),
         VolumeDeleted::NotDeletable { .. }
     ));
-    delete_capsule(&stack, &host, &second).await;
+    host.delete_and_check(&stack, &second).await;
     wait_volume(&stack, &own, Some("available")).await;
 
     // Deleted through its host: nothing of either volume is left.
@@ -283,12 +276,12 @@ async fn a_failed_create_gives_its_volumes_back_at_once() {
         "volumes": [{"name": "data", "cinder": {"volumeID": data}}]}});
     let next = stack.create_template(DEMO, &t).await;
     stack.wait_status(&next, "Running", LONG).await;
-    delete_capsule(&stack, &host, &failed).await;
+    host.delete_and_check(&stack, &failed).await;
     assert_eq!(
         volume(&stack, &data).await,
         Some(("in-use".into(), Some(next.clone())))
     );
-    delete_capsule(&stack, &host, &next).await;
+    host.delete_and_check(&stack, &next).await;
     wait_volume(&stack, &data, Some("available")).await;
     drop(host);
     stack.stop().await;

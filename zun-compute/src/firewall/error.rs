@@ -3,6 +3,8 @@
 
 use std::io;
 
+use crate::notes::{exit_note, stderr_note};
+
 /// Why a firewall operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FirewallError {
@@ -42,16 +44,4 @@ pub enum FirewallError {
         /// Its stderr, trimmed (nft names the offending line of the script).
         stderr: String,
     },
-}
-
-fn exit_note(code: Option<i32>) -> String {
-    code.map_or_else(|| "killed by a signal".into(), |c| format!("exit code {c}"))
-}
-
-fn stderr_note(stderr: &str) -> String {
-    if stderr.is_empty() {
-        String::new()
-    } else {
-        format!(": {stderr}")
-    }
 }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use uuid::Uuid;
 
+use crate::notes::{exit_note, stderr_note};
+
 /// Why a volume operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {
@@ -105,16 +107,4 @@ pub enum VolumeError {
 
 fn volume_note(id: Option<Uuid>) -> String {
     id.map_or_else(String::new, |id| format!(" (volume {id})"))
-}
-
-fn exit_note(code: Option<i32>) -> String {
-    code.map_or_else(|| "killed by a signal".into(), |c| format!("exit code {c}"))
-}
-
-fn stderr_note(stderr: &str) -> String {
-    if stderr.is_empty() {
-        String::new()
-    } else {
-        format!(": {stderr}")
-    }
 }

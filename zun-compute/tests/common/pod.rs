@@ -92,6 +92,17 @@ impl PodHost {
         tempest::volume_leftovers(&self.volume_dir(), keep)
     }
 
+    /// Deletes capsule `uuid` through the API, waits until it is gone and checks that nothing
+    /// of it is left on the host.
+    pub async fn delete_and_check(&self, stack: &Stack, uuid: &str) {
+        assert_eq!(stack.delete(uuid, false).await, 204);
+        stack
+            .wait_gone(uuid, std::time::Duration::from_secs(120))
+            .await;
+        let left = self.leftovers(uuid);
+        assert!(left.is_empty(), "left on the host: {left:#?}");
+    }
+
     /// What of `uuid` is left on the host, in words (empty: nothing).
     pub fn leftovers(&self, uuid: &str) -> Vec<String> {
         let mut left = Vec::new();
