@@ -65,10 +65,13 @@ impl Client {
     }
 
     fn builder(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http
-            .request(method, self.url(path))
-            .header("X-Auth-Token", &self.session.token)
-            .header(
+        let rb = self.http.request(method, self.url(path));
+        let rb = if self.session.bearer {
+            rb.bearer_auth(&self.session.token)
+        } else {
+            rb.header("X-Auth-Token", &self.session.token)
+        };
+        rb.header(
                 "OpenStack-API-Version",
                 format!("container {}", self.microversion),
             )
@@ -83,8 +86,13 @@ impl Client {
     ) -> Result<reqwest::blocking::Response, CliError> {
         if self.debug {
             eprintln!(
-                "REQ: {method} {} -H 'X-Auth-Token: {{SHA256}}{}' -H 'OpenStack-API-Version: container {}'{}",
+                "REQ: {method} {} -H '{}: {{SHA256}}{}' -H 'OpenStack-API-Version: container {}'{}",
                 self.url(path),
+                if self.session.bearer {
+                    "Authorization: Bearer"
+                } else {
+                    "X-Auth-Token"
+                },
                 redacted(&self.session.token),
                 self.microversion,
                 body.map(|b| format!(" -d '{b}'")).unwrap_or_default()

@@ -170,6 +170,12 @@ pub fn overlay(flags: &AuthArgs, cloud: AuthArgs) -> AuthArgs {
         region_name: one(&flags.region_name, cloud.region_name),
         interface: one(&flags.interface, cloud.interface),
         endpoint: one(&flags.endpoint, cloud.endpoint),
+        access_token: one(&flags.access_token, cloud.access_token),
+        discovery_endpoint: one(&flags.discovery_endpoint, cloud.discovery_endpoint),
+        client_id: one(&flags.client_id, cloud.client_id),
+        client_secret: one(&flags.client_secret, cloud.client_secret),
+        openid_scope: one(&flags.openid_scope, cloud.openid_scope),
+        oidc_audience: one(&flags.oidc_audience, cloud.oidc_audience),
     }
 }
 
@@ -259,6 +265,13 @@ fn from_cloud(cloud: &Value) -> AuthArgs {
         region_name: top("region_name").or(first_region),
         interface: top("interface"),
         endpoint: top("container_endpoint_override"),
+        // keystoneauth's v3oidcaccesstoken and v3oidcclientcredentials option names.
+        access_token: a("access_token"),
+        discovery_endpoint: a("discovery_endpoint"),
+        client_id: a("client_id"),
+        client_secret: a("client_secret"),
+        openid_scope: a("openid_scope"),
+        oidc_audience: a("audience"),
     }
 }
 

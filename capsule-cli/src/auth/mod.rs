@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod clouds;
 pub mod keystone;
+pub mod oidc;
 
 use std::path::PathBuf;
 
@@ -109,15 +110,52 @@ pub struct AuthArgs {
     /// The capsule API's URL, instead of the catalog's `container` endpoint.
     #[arg(long = "endpoint", env = "CAPSULE_ENDPOINT", global = true)]
     pub endpoint: Option<String>,
+    /// An OpenID Connect access token, sent as `Authorization: Bearer` (with --endpoint).
+    #[arg(
+        long = "os-access-token",
+        alias = "bearer-token",
+        env = "OS_ACCESS_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub access_token: Option<String>,
+    /// The issuer's discovery document (`.../.well-known/openid-configuration`), for the
+    /// client-credentials grant.
+    #[arg(
+        long = "os-discovery-endpoint",
+        env = "OS_DISCOVERY_ENDPOINT",
+        global = true
+    )]
+    pub discovery_endpoint: Option<String>,
+    /// OpenID Connect client id (client-credentials grant).
+    #[arg(long = "os-client-id", env = "OS_CLIENT_ID", global = true)]
+    pub client_id: Option<String>,
+    /// OpenID Connect client secret (client-credentials grant).
+    #[arg(
+        long = "os-client-secret",
+        env = "OS_CLIENT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub client_secret: Option<String>,
+    /// Scope asked for with the client-credentials grant (default `capsule`).
+    #[arg(long = "os-openid-scope", env = "OS_OPENID_SCOPE", global = true)]
+    pub openid_scope: Option<String>,
+    /// Audience (resource) asked for with the client-credentials grant (default: the
+    /// endpoint without `/v1`).
+    #[arg(long = "os-oidc-audience", env = "OS_OIDC_AUDIENCE", global = true)]
+    pub oidc_audience: Option<String>,
 }
 
 /// An authenticated session: the token and the capsule API's base URL (ending in `/v1`).
 #[derive(Clone, Debug)]
 pub struct Session {
-    /// The token to send as `X-Auth-Token`.
+    /// The token.
     pub token: String,
     /// The capsule API's base URL, ending in `/v1`.
     pub endpoint: String,
+    /// Sent as `Authorization: Bearer` (an OpenID Connect token), not as `X-Auth-Token`.
+    pub bearer: bool,
 }
 
 /// Where `clouds.yaml`, `secure.yaml` and the token cache are.
@@ -167,8 +205,23 @@ pub fn session_with(
     paths: &Paths,
 ) -> Result<Session, CliError> {
     let args = resolve(args, paths)?;
-    let method = Method::of(&args)?;
     let endpoint = args.endpoint.as_deref().map(keystone::api_url);
+    if let Some(kind) = oidc::Kind::of(&args) {
+        let endpoint = endpoint.ok_or_else(|| {
+            CliError::Usage(
+                "an OpenID Connect token needs --endpoint (or CAPSULE_ENDPOINT): there is no \
+                 Keystone catalog to find the capsule API in"
+                    .into(),
+            )
+        })?;
+        let token = oidc::token(kind, &args, http, &endpoint, debug)?;
+        return Ok(Session {
+            token,
+            endpoint,
+            bearer: true,
+        });
+    }
+    let method = Method::of(&args)?;
     if let (Method::Token, Some(token), Some(endpoint)) = (method, &args.token, &endpoint) {
         if debug {
             eprintln!("AUTH: the given token with --endpoint {endpoint}; Keystone not asked");
@@ -176,6 +229,7 @@ pub fn session_with(
         return Ok(Session {
             token: token.clone(),
             endpoint: endpoint.clone(),
+            bearer: false,
         });
     }
     let auth_url = auth_url(&args)?;
@@ -198,6 +252,7 @@ pub fn session_with(
                 return Ok(Session {
                     token: entry.token,
                     endpoint: found,
+                    bearer: false,
                 });
             }
         }
@@ -223,6 +278,7 @@ pub fn session_with(
             Some(e) => e,
             None => found?,
         },
+        bearer: false,
     })
 }
 
@@ -240,6 +296,10 @@ pub fn forget_with(args: &AuthArgs, paths: &Paths) {
     let Ok(args) = resolve(args, paths) else {
         return;
     };
+    if oidc::Kind::of(&args).is_some() {
+        // Bearer tokens are not cached.
+        return;
+    }
     let (Ok(method), Ok(auth_url)) = (Method::of(&args), auth_url(&args)) else {
         return;
     };
@@ -295,6 +355,12 @@ fn without_empty(args: &AuthArgs) -> AuthArgs {
         &mut a.region_name,
         &mut a.interface,
         &mut a.endpoint,
+        &mut a.access_token,
+        &mut a.discovery_endpoint,
+        &mut a.client_id,
+        &mut a.client_secret,
+        &mut a.openid_scope,
+        &mut a.oidc_audience,
     ] {
         if f.as_deref().is_some_and(|v| v.trim().is_empty()) {
             *f = None;
