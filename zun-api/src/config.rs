@@ -33,6 +33,8 @@ pub struct Config {
     pub volume_api: VolumeApiConfig,
     /// `[volume]`: limits of volumes.
     pub volume: VolumeConfig,
+    /// `[oidc]`: OpenID Connect bearer tokens (JWT access tokens) accepted beside Keystone's.
+    pub oidc: crate::auth::OidcConfig,
 }
 
 /// `[volume_api]`: the subset of Cinder's v3 API that volumes need, on its own listener
@@ -390,6 +392,7 @@ impl Config {
                 "[keystone] password is required with [auth] strategy = \"keystone\"".into(),
             ));
         }
+        self.oidc.validate().map_err(ConfigError::Invalid)?;
         if self.scheduler.cpu_allocation_ratio <= 0.0 || self.scheduler.ram_allocation_ratio <= 0.0
         {
             return Err(ConfigError::Invalid(
@@ -423,6 +426,17 @@ mod tests {
     fn unknown_keys_are_refused() {
         let err = Config::parse("[api]\nlisten = \"127.0.0.1:1\"\nlistn = 3\n").unwrap_err();
         assert!(err.to_string().contains("invalid config"), "{err}");
+    }
+
+    #[test]
+    fn oidc_issuers_are_checked() {
+        let c = Config::parse(
+            "[auth]\nstrategy = \"noauth\"\n[[oidc.issuers]]\nissuer = \"http://op\"\naudiences = []\n",
+        )
+        .unwrap();
+        let err = c.validate().unwrap_err();
+        assert!(err.to_string().contains("needs audiences"), "{err}");
+        assert!(!Config::parse("").unwrap().oidc.enabled());
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub enum BuildError {
     /// The authenticator could not be built.
     #[error("cannot set up authentication")]
     Auth(#[from] auth::KeystoneError),
+    /// The OpenID Connect validator could not be built.
+    #[error("cannot set up OpenID Connect authentication")]
+    Oidc(#[from] auth::OidcError),
 }
 
 impl AppState {
