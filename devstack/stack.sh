@@ -17,6 +17,10 @@
 #   EXTRA_COMPUTE_HOSTS="compute2 ..."  more zun-computes here, one per name (scheduler tests)
 #   ZUN_DB_USER=zun ZUN_DB_NAME=zun ZUN_TEST_DB_NAME=zun_test   PostgreSQL role and databases
 #   REGISTRY_PORT=5100         the local image registry (127.0.0.1, plain HTTP)
+#   ZUN_OIDC_PORT=9100         the OpenID Connect provider (node-oidc-provider, plain HTTP;
+#                              lib/oidc): client-credentials JWT access tokens for the capsule API
+#   ZUN_OIDC_ENABLED=1|0       1 (default): zun-api accepts that provider's tokens (an [oidc]
+#                              section in its config); 0: Keystone tokens only
 #   NETAVARK=crates|debian     netavark 2.1 built from crates.io with its nftables firewall
 #                              (cargo install, ~5 minutes once; NETAVARK_CRATES_VERSION), or
 #                              Debian's netavark 1.4 with iptables (no build, slower)
@@ -44,6 +48,8 @@ source "$TOP_DIR/lib/registry"
 source "$TOP_DIR/lib/netavark"
 # shellcheck source=devstack/lib/zun
 source "$TOP_DIR/lib/zun"
+# shellcheck source=devstack/lib/oidc
+source "$TOP_DIR/lib/oidc"
 
 EXAMPLE_CAPSULE=${EXAMPLE_CAPSULE:-$REPO_DIR/examples/minimal.yaml}
 
@@ -61,6 +67,13 @@ PACKAGES=(
     containerd docker-registry netavark iptables nftables busybox-static nginx-light
     libseccomp-dev protobuf-compiler skopeo podman catatonit runc
 )
+# The OIDC provider (lib/oidc) runs on node: Debian's nodejs and npm, unless the host has a node
+# already (NodeSource's nodejs bundles npm and conflicts with Debian's npm package).
+if ! command -v node >/dev/null; then
+    PACKAGES+=(nodejs npm)
+elif ! command -v npm >/dev/null; then
+    PACKAGES+=(npm)
+fi
 
 install_packages() {
     local missing=() p
@@ -89,6 +102,13 @@ runtime_steps() {
     start_registry
     seed_registry
     configure_registry_mirrors
+}
+
+# The OpenID Connect provider, before zun-api (which reads its discovery document at start).
+oidc_steps() {
+    install_oidc
+    configure_oidc
+    start_oidc
 }
 
 zun_steps() {
@@ -167,6 +187,8 @@ configure_rabbitmq
 start_rabbitmq
 create_rabbitmq_accounts
 
+oidc_steps
+
 install_clients
 
 zun_steps
@@ -179,6 +201,7 @@ cat <<EOF
   Test env:     $TEST_ENV_FILE
   Keystone:     $KEYSTONE_AUTH_URL   logs: $KEYSTONE_LOG, $LOG_DIR/keystone-uwsgi.log
   zun-api:      $ZUN_API_URL   config: $ZUN_API_CONF   log: $ZUN_API_LOG
+  OIDC:         $(oidc_summary)
   PostgreSQL:   127.0.0.1:$PG_PORT (role $PG_DB_USER; databases ${PG_DATABASES[*]})   log: /var/log/postgresql/
   RabbitMQ:     amqp://$RABBIT_USER:***@127.0.0.1:$RABBIT_PORT/$RABBIT_VHOST (node $RABBIT_NODENAME, data $RABBIT_DIR)
                 logs: $RABBIT_LOG_DIR/, $RABBIT_LOG, $EPMD_LOG

@@ -6,7 +6,8 @@
 #                        $STACK_DIR (passwords, keystone database, RabbitMQ node data,
 #                        zun-compute state, containerd's content and snapshots (unmounting
 #                        what is still mounted under its root), registry storage, seeded image
-#                        archives, venvs, logs) and the `capsule` command it installed.
+#                        archives, venvs, the OIDC provider's packages and signing keys, logs)
+#                        and the `capsule` command it installed.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -18,7 +19,7 @@ for arg in "$@"; do
     case $arg in
     --purge) PURGE=1 ;;
     -h | --help)
-        sed -n '2,6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -46,6 +47,8 @@ source "$TOP_DIR/lib/registry"
 source "$TOP_DIR/lib/netavark"
 # shellcheck source=devstack/lib/zun
 source "$TOP_DIR/lib/zun"
+# shellcheck source=devstack/lib/oidc
+source "$TOP_DIR/lib/oidc"
 
 [[ $(id -u) == 0 ]] || die "run unstack.sh as root"
 
@@ -57,6 +60,7 @@ fi
 step "Stopping the services started from $STACK_DIR"
 stop_zun_compute
 stop_zun_api
+stop_oidc
 stop_rabbitmq
 stop_keystone
 stop_registry
@@ -108,7 +112,7 @@ if ((PURGE)); then
     fi
 fi
 
-for port in "$KEYSTONE_PORT" "$ZUN_API_PORT" "$ZUN_NETWORK_API_PORT" "$ZUN_VOLUME_API_PORT" "$RABBIT_PORT" "$RABBIT_DIST_PORT" "$EPMD_PORT" "$REGISTRY_PORT"; do
+for port in "$KEYSTONE_PORT" "$ZUN_API_PORT" "$ZUN_NETWORK_API_PORT" "$ZUN_VOLUME_API_PORT" "$ZUN_OIDC_PORT" "$RABBIT_PORT" "$RABBIT_DIST_PORT" "$EPMD_PORT" "$REGISTRY_PORT"; do
     if port_open "$port"; then
         warn "something still listens on 127.0.0.1:$port"
     fi
