@@ -72,10 +72,10 @@ impl Client {
             rb.header("X-Auth-Token", &self.session.token)
         };
         rb.header(
-                "OpenStack-API-Version",
-                format!("container {}", self.microversion),
-            )
-            .header("Accept", "application/json")
+            "OpenStack-API-Version",
+            format!("container {}", self.microversion),
+        )
+        .header("Accept", "application/json")
     }
 
     fn request(
