@@ -6,6 +6,7 @@
 #   devstack/bench.sh rpc      compute RPC round trip and message rates
 #   devstack/bench.sh pod      real pods: create -> Running, delete -> gone, vs podman; memory
 #   devstack/bench.sh sg       security-group rule change -> in the compute host's nftables
+#   devstack/bench.sh oidc     OIDC bearer-token validation, cached and not
 set -euo pipefail
 
 TOP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,7 +18,7 @@ STACK_DIR=${STACK_DIR:-/opt/capsule}
 source "$STACK_DIR/etc/test-env"
 cd "$TOP_DIR"
 if (($# == 0)); then
-    set -- api rpc pod sg
+    set -- api rpc pod sg oidc
 fi
 for bench in "$@"; do
     case $bench in
@@ -25,8 +26,9 @@ for bench in "$@"; do
         rpc) cargo bench --locked -p zun-compute --bench rpc ;;
         pod) cargo bench --locked -p zun-compute --bench pod ;;
         sg) cargo bench --locked -p tempest --bench secgroups ;;
+        oidc) cargo bench --locked -p zun-api --bench oidc ;;
         *)
-            echo "unknown benchmark $bench (known: api, rpc, pod, sg)" >&2
+            echo "unknown benchmark $bench (known: api, rpc, pod, sg, oidc)" >&2
             exit 2
             ;;
     esac

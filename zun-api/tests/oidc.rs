@@ -635,30 +635,3 @@ async fn unknown_kids_refetch_the_jwks_at_most_once_per_interval() {
     }
     assert_eq!(oidc().jwks_fetches(&iss), Some(before + 2));
 }
-
-/// How long a validation takes, cached and not (`cargo test --release -p zun-api --test oidc
-/// verification_cost -- --ignored --nocapture`): the figures behind caching validated tokens.
-#[tokio::test]
-#[ignore = "a measurement, not a check"]
-async fn verification_cost() {
-    let _keys = KEYS.read().await;
-    for (label, cache) in [("uncached", 0), ("cached", 300)] {
-        let extra = format!("token_cache_seconds = {cache}\n");
-        let api = TestApi::new(&config_with(30, 10, &extra)).await;
-        let oidc = api.state.auth.oidc().unwrap();
-        for prefix in ["ZUN_TEST_OIDC_", "ZUN_TEST_OIDC_ES_"] {
-            let t = token(prefix, &audience()).await;
-            oidc.validate(&t).await.unwrap();
-            let n = 2000;
-            let t0 = std::time::Instant::now();
-            for _ in 0..n {
-                oidc.validate(&t).await.unwrap();
-            }
-            let alg = parts(&t).0["alg"].as_str().unwrap().to_owned();
-            println!(
-                "{label} {alg}: {:.1} µs per validation",
-                t0.elapsed().as_secs_f64() * 1e6 / f64::from(n)
-            );
-        }
-    }
-}
