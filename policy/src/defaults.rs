@@ -6,6 +6,11 @@
 pub const ROLE_ADMIN: &str = "role:admin";
 /// Zun's `RULE_ADMIN_OR_OWNER`; inlined into rules rather than referenced as `rule:`.
 pub const RULE_ADMIN_OR_OWNER: &str = "is_admin:True or project_id:%(project_id)s";
+/// Admin, or a `member` of the owning project: the secure-RBAC `PROJECT_MEMBER` default of
+/// Nova, Neutron and Cinder. Zun checks only the project, so its `reader`s could create and delete
+/// capsules; ours may not (a deliberate deviation, see docs/zun-compatibility.md).
+pub const RULE_ADMIN_OR_PROJECT_MEMBER: &str =
+    "is_admin:True or (role:member and project_id:%(project_id)s)";
 /// Zun's `RULE_ADMIN_API`.
 pub const RULE_ADMIN_API: &str = "rule:context_is_admin";
 /// Zun's `RULE_DENY_EVERYBODY`.
@@ -247,13 +252,13 @@ static DEFAULTS: &[RuleDefault] = &[
     // Capsules (zun/common/policies/capsule.py).
     zun(
         "capsule:create",
-        RULE_ADMIN_OR_OWNER,
+        RULE_ADMIN_OR_PROJECT_MEMBER,
         "Create a capsule.",
         &[op("POST", CAPSULES_SLASH)],
     ),
     zun(
         "capsule:delete",
-        RULE_ADMIN_OR_OWNER,
+        RULE_ADMIN_OR_PROJECT_MEMBER,
         "Delete a capsule.",
         &[op("DELETE", CAPSULE)],
     ),
@@ -465,8 +470,9 @@ mod tests {
             ),
             ("admin_api", "rule:context_is_admin"),
             ("deny_everybody", "!"),
-            ("capsule:create", owner),
-            ("capsule:delete", owner),
+            // Zun: `owner`; ours also needs the member role (readers only read).
+            ("capsule:create", RULE_ADMIN_OR_PROJECT_MEMBER),
+            ("capsule:delete", RULE_ADMIN_OR_PROJECT_MEMBER),
             ("capsule:delete_all_projects", admin),
             ("capsule:get", owner),
             ("capsule:get:host", admin),

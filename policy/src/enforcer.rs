@@ -451,7 +451,7 @@ mod tests {
         let report = e
             .load_overrides(
                 "# comment\n\"capsule:get\": \"rule:context_is_admin\"\nmy_helper: \"role:x\"\n\
-                 \"capsule:create\": \"is_admin:True or project_id:%(project_id)s\"\n",
+                 \"capsule:create\": \"is_admin:True or (role:member and project_id:%(project_id)s)\"\n",
             )
             .unwrap();
         assert_eq!(report.overridden, ["capsule:get"]);

@@ -91,7 +91,7 @@ mod tests {
         let sample = sample_yaml();
         assert!(sample.contains(
             "# Create a capsule.\n# POST  /v1/capsules/\n\
-             #\"capsule:create\": \"is_admin:True or project_id:%(project_id)s\"\n\n"
+             #\"capsule:create\": \"is_admin:True or (role:member and project_id:%(project_id)s)\"\n\n"
         ));
         assert!(sample.contains("# (Added by this service; not a Zun rule.)\n"));
     }

@@ -103,9 +103,7 @@ fn override_changes_exactly_its_rows() {
         changed_rows(&base, &render(&restricted)),
         [
             "capsule:delete member_a owner=A => DENY",
-            "capsule:delete reader_a owner=A => DENY",
             "capsule:delete member_b owner=B => DENY",
-            "capsule:delete noroles_a owner=A => DENY",
         ]
     );
 

@@ -26,6 +26,8 @@ pub use model::{
     RestartPolicy, VolumeMount, VolumeSource, VolumeSpec,
 };
 
+pub use validate::MAX_ANNOTATION_DEPTH;
+
 use serde_json::Value;
 
 /// Parses the whole POST body of `/v1/capsules`: a JSON object whose only key is `template`.

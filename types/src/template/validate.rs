@@ -17,6 +17,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Length of a volume id (a hyphenated UUID), as Zun's schema.
 const VOLUME_ID_LEN: usize = 36;
+/// How deeply `metadata.annotations` may nest (objects and arrays). The template travels to the
+/// compute host inside an RPC envelope a few levels deep, and every JSON decoder on the way stops
+/// at 128 levels; 32 leaves room and is more than any real annotation needs.
+pub const MAX_ANNOTATION_DEPTH: usize = 32;
 
 /// State shared by the checks while one template is walked.
 pub(crate) struct Ctx<'l> {
@@ -210,12 +214,27 @@ fn metadata(v: &Value, path: &str, t: &mut CapsuleTemplate, ctx: &mut Ctx<'_>) {
             "labels" => t.labels = labels(val, &p, ctx),
             "annotations" => match val {
                 Value::Null => {}
+                Value::Object(_) if deeper_than(val, MAX_ANNOTATION_DEPTH) => ctx.sink.add(
+                    &p,
+                    format!("must not nest deeper than {MAX_ANNOTATION_DEPTH} levels"),
+                ),
                 Value::Object(_) => t.annotations = Some(val.clone()),
                 _ => wrong_type(val, "an object or null", &p, &mut ctx.sink),
             },
             _ => {}
         }
     }
+}
+
+/// Whether a JSON value nests deeper than `limit` levels (a scalar is 0, a flat object or array
+/// 1). Recurses at most `limit + 1` levels, however deep the value is.
+fn deeper_than(v: &Value, limit: usize) -> bool {
+    let mut children: Box<dyn Iterator<Item = &Value>> = match v {
+        Value::Object(o) => Box::new(o.values()),
+        Value::Array(a) => Box::new(a.iter()),
+        _ => return false,
+    };
+    limit == 0 || children.any(|c| deeper_than(c, limit - 1))
 }
 
 /// `metadata.labels`: null or an object; keys 1..255 characters, values scalars made strings

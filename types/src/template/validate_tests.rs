@@ -184,6 +184,25 @@ fn metadata_fields() {
     assert_eq!(t.labels["off"], "False");
     assert_eq!(t.annotations, Some(json!({"k": {"nested": [1]}})));
 
+    // Annotations nest at most MAX_ANNOTATION_DEPTH levels, so the template still decodes on
+    // the compute host inside its RPC envelope.
+    let nested = |levels: usize| {
+        let inner: Value = serde_json::from_str(&format!(
+            "{}{}",
+            "[".repeat(levels - 1),
+            "]".repeat(levels - 1)
+        ))
+        .unwrap();
+        let mut t = minimal();
+        t["metadata"] = json!({"annotations": {"x": inner}});
+        t
+    };
+    assert!(ok(nested(MAX_ANNOTATION_DEPTH)).annotations.is_some());
+    assert_eq!(
+        errs(nested(MAX_ANNOTATION_DEPTH + 1)),
+        ["metadata.annotations: must not nest deeper than 32 levels"]
+    );
+
     let mut t = minimal();
     t["metadata"] = json!({"name": "x"});
     assert!(errs(t)[0].starts_with("metadata.name: must be 2 to 255"));
