@@ -7,6 +7,9 @@
 #   devstack/bench.sh pod      real pods: create -> Running, delete -> gone, vs podman; memory
 #   devstack/bench.sh sg       security-group rule change -> in the compute host's nftables
 #   devstack/bench.sh oidc     OIDC bearer-token validation, cached and not
+# Each benchmark leaves its figures in bench/out/NAME.json; then bench-report merges whatever is
+# there into bench/results.json and bench/create-latency.svg and prints the table of targets,
+# our figures, podman's and the ratio.
 set -euo pipefail
 
 TOP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,3 +36,4 @@ for bench in "$@"; do
             ;;
     esac
 done
+cargo run --locked --quiet -p tempest --bin bench-report

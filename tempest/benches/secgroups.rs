@@ -146,9 +146,24 @@ async fn main() {
         del.push(until(t1, |t| !t.contains(&needle)));
     }
     println!("security groups: rule change -> host's nftables table ({ROUNDS} rounds, one host)");
-    report("rule create: API answered", api_add);
-    report("rule create -> in the host's table", add);
-    report("rule delete -> gone from the host's table", del);
+    let mut f = tempest::bench::Figures::new("sg");
+    for (key, what, d) in [
+        ("rule_create_api", "rule create: API answered", api_add),
+        (
+            "rule_create_in_table",
+            "rule create -> in the host's table",
+            add,
+        ),
+        (
+            "rule_delete_from_table",
+            "rule delete -> gone from the host's table",
+            del,
+        ),
+    ] {
+        f.latency(key, what, &d);
+        report(what, d);
+    }
+    f.save().expect("bench/out/sg.json");
     zun(User::Demo, &["capsule-delete", &name]).ok();
     wait_gone(User::Demo, &name, Duration::from_secs(120));
 }

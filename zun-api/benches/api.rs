@@ -1,7 +1,8 @@
 //! API benchmark: a real `zun-api` process with real Keystone auth (the token cached after its
 //! first use) on a fresh SQLite database. Prints create latency of the API alone (no compute
 //! host: the capsule is stored and answered 202) and `GET /v1/capsules` throughput with 1,000
-//! capsules, as a full page and as pages of 50. Run it with `devstack/bench.sh api`.
+//! capsules, as a full page and as pages of 50; figures to `bench/out/api.json`. Run it with
+//! `devstack/bench.sh api`.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -235,5 +236,32 @@ async fn main() -> Result<()> {
         );
     }
     println!("target: GET /v1/capsules with 1,000 capsules >= 5,000 requests/s on 2 cores");
+
+    let mut f = tempest::bench::Figures::new("api");
+    f.latency("post_create", "POST /v1/capsules, API alone", &create);
+    for (key, what, l) in [
+        (
+            "list_1000",
+            "GET /v1/capsules, 1,000 capsules, identity",
+            &full,
+        ),
+        (
+            "list_1000_gzip",
+            "GET /v1/capsules, 1,000 capsules, gzip",
+            &full_gz,
+        ),
+        ("list_page50", "GET /v1/capsules?limit=50", &page),
+    ] {
+        let rate = l.requests as f64 / l.elapsed.as_secs_f64();
+        f.value(key, &format!("{what}, c={CONCURRENCY}"), rate, "req/s");
+        let p99 = pct(&l.latencies, 0.99);
+        f.value(
+            &format!("{key}_p99"),
+            &format!("{what}: p99 latency"),
+            p99,
+            "ms",
+        );
+    }
+    f.save()?;
     Ok(())
 }

@@ -72,6 +72,7 @@ async fn main() -> Result<()> {
         ("ES256", token(&http, "ZUN_TEST_OIDC_ES_").await?),
     ];
     println!("OIDC bearer-token validation ({ROUNDS} rounds each, one process):");
+    let mut f = tempest::bench::Figures::new("oidc");
     for (label, cache) in [("uncached", 0), ("cached", 300)] {
         let oidc = OidcAuth::new(config(cache)?)?;
         for (alg, t) in &tokens {
@@ -93,7 +94,10 @@ async fn main() -> Result<()> {
                 pct(&d, 0.5),
                 pct(&d, 0.99)
             );
+            let key = format!("{label}_{}", alg.to_lowercase());
+            f.latency(&key, &format!("OIDC validation, {label}, {alg}"), &d);
         }
     }
+    f.save()?;
     Ok(())
 }

@@ -110,5 +110,21 @@ async fn main() {
         "deliveries acked by one consumer (prefetch 64)",
         total as f64 / consumed.as_secs_f64()
     );
+    let mut f = tempest::bench::Figures::new("rpc");
+    f.latency(
+        "round_trip",
+        "create: POST -> agent -> report written",
+        &rtt,
+    );
+    let rate = total as f64 / published.as_secs_f64();
+    f.value(
+        "casts",
+        "confirmed persistent casts, 16 publishers",
+        rate,
+        "msg/s",
+    );
+    let rate = total as f64 / consumed.as_secs_f64();
+    f.value("acks", "deliveries acked by one consumer", rate, "msg/s");
+    f.save().expect("bench/out/rpc.json");
     stack.stop().await;
 }
