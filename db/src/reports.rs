@@ -62,6 +62,11 @@ impl Database {
             .await
             .map_err(DbError::query(ctx()))?
         else {
+            // End the transaction first: its update, though it matched nothing, holds SQLite's
+            // write lock and a pooled connection, and `why_not` needs another connection. A
+            // burst of stale reports (redelivered after a broker restart) would otherwise hold
+            // every connection, each waiting for the lock another holds.
+            txn.rollback().await.map_err(DbError::query(ctx()))?;
             return Ok((self.why_not(&uuid, host).await?, None));
         };
         // While a delete is pending, a late report (a create that finished meanwhile) does not
@@ -166,6 +171,8 @@ impl Database {
             .await
             .map_err(DbError::query(ctx()))?
         else {
+            // As above: never wait for a second connection while holding the write lock.
+            txn.rollback().await.map_err(DbError::query(ctx()))?;
             return Ok((self.why_not(uuid, host).await?, None));
         };
         if row.task_state.as_deref() == Some(TASK_DELETING) {

@@ -218,6 +218,7 @@ impl<D: RuntimeDriver> Manager<D> {
             spec: spec.clone(),
             settled: false,
             unreported: false,
+            deleting: false,
         })?;
         let state = match self
             .driver
@@ -243,6 +244,7 @@ impl<D: RuntimeDriver> Manager<D> {
             state,
             settled: true,
             unreported: true,
+            deleting: false,
         };
         self.store.put(&rec)?;
         self.report(rec).await
@@ -271,6 +273,19 @@ impl<D: RuntimeDriver> Manager<D> {
     async fn delete(&self, id: Uuid) -> Result<(), ManagerError> {
         let lock = self.lock(id);
         let _g = lock.lock().await;
+        self.delete_locked(id).await
+    }
+
+    /// Tears capsule `id` down and reports it deleted; the caller holds its lock. Marked
+    /// `deleting` first, so that an agent killed half way finishes the delete when it starts
+    /// again instead of reporting the half-torn-down capsule as broken.
+    async fn delete_locked(&self, id: Uuid) -> Result<(), ManagerError> {
+        if let Some(mut rec) = self.store.get(id)? {
+            if !rec.deleting {
+                rec.deleting = true;
+                self.store.put(&rec)?;
+            }
+        }
         let deleted = self
             .driver
             .delete(id)
@@ -281,6 +296,7 @@ impl<D: RuntimeDriver> Manager<D> {
             if let Some(mut rec) = self.store.get(id)? {
                 rec.state = error_state(&rec.spec, format!("Delete failed: {e}"));
                 rec.unreported = true;
+                rec.deleting = false;
                 self.store.put(&rec)?;
                 return self.report(rec).await;
             }
@@ -312,6 +328,10 @@ impl<D: RuntimeDriver> Manager<D> {
         let Some(mut rec) = self.store.get(id)? else {
             return Ok(());
         };
+        if rec.deleting {
+            tracing::warn!(capsule = %id, "finishing a delete interrupted by a restart");
+            return self.delete_locked(id).await;
+        }
         if !rec.settled {
             tracing::warn!(capsule = %id, "finishing a create interrupted by a restart");
             if let Err(e) = self.driver.delete(id).await {

@@ -22,6 +22,10 @@ pub struct Record {
     pub settled: bool,
     /// Whether `state` still has to be reported.
     pub unreported: bool,
+    /// Whether a delete was under way: its state on the host is half torn down, never to be
+    /// reported as the capsule's state; the delete is finished when the agent starts again.
+    #[serde(default)]
+    pub deleting: bool,
 }
 
 /// A store failure, naming the file.

@@ -191,6 +191,7 @@ async fn an_interrupted_create_is_redone_on_reconcile() {
             },
             settled: false,
             unreported: false,
+            deleting: false,
         })
         .unwrap();
     h.manager.reconcile().await.unwrap();
@@ -202,6 +203,45 @@ async fn an_interrupted_create_is_redone_on_reconcile() {
     // Settled now: another reconcile changes nothing and owes no report.
     h.manager.reconcile().await.unwrap();
     assert_eq!(h.journal().len(), 1);
+}
+
+#[tokio::test]
+async fn a_delete_interrupted_by_a_restart_is_finished_not_reported_as_broken() {
+    let h = harness();
+    let s = spec();
+    h.manager.handle(create(&s)).await.unwrap();
+    // What an agent killed half way through a delete leaves: the record marked deleting, the
+    // capsule half torn down (here: its containers already gone).
+    let store = Store::open(&h.dir).unwrap();
+    let mut rec = store.get(s.uuid).unwrap().expect("remembered");
+    rec.deleting = true;
+    store.put(&rec).unwrap();
+    FakeRuntime::new(&h.dir.join("runtime"), Duration::ZERO)
+        .unwrap()
+        .delete(s.uuid)
+        .await
+        .unwrap();
+    h.manager.report_all().await.unwrap();
+    let ev = h.events(2).await;
+    assert!(
+        matches!(ev.last().unwrap(), ConductorEvent::CapsuleDeleted { capsule, .. } if *capsule == s.uuid),
+        "{ev:?}"
+    );
+    assert!(
+        !ev.iter().any(|e| matches!(e, ConductorEvent::CapsuleState { state, .. } if state.status == CapsuleStatus::Error)),
+        "the half-deleted capsule was reported broken: {ev:?}"
+    );
+    assert!(store.get(s.uuid).unwrap().is_none(), "forgotten");
+    // The delete's redelivery then finds nothing and reports it deleted again.
+    h.manager
+        .handle(ComputeRequest::DeleteCapsule { capsule: s.uuid })
+        .await
+        .unwrap();
+    let ev = h.events(3).await;
+    assert!(matches!(
+        ev.last().unwrap(),
+        ConductorEvent::CapsuleDeleted { .. }
+    ));
 }
 
 #[tokio::test]
