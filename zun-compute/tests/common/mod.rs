@@ -379,6 +379,96 @@ impl Stack {
         self.call(who, reqwest::Method::DELETE, &path, None).await.0
     }
 
+    /// Restarts the API as a crash and a fresh start of its process would: the HTTP servers
+    /// stop accepting, every open connection to them is reset (a client in the middle of a
+    /// request gets an error, not an answer) and the conductor stops; once nothing of the old
+    /// state is running any more and a second has passed (clients get "connection refused"
+    /// meanwhile), a fresh state is built from the same configuration and database and served
+    /// on the same addresses, with a new conductor. Callers must not hold clones of `state`
+    /// across the restart (clone `state.db` instead): the old state must go, as with a process.
+    pub async fn restart_api(&mut self) {
+        self.server.abort();
+        self.net_server.abort();
+        let _ = (&mut self.server).await;
+        let _ = (&mut self.net_server).await;
+        if let Some(c) = self.conductor.take() {
+            c.stop().await;
+        }
+        // axum serves each connection in a task of its own that outlives the accept loop: reset
+        // the connections, as the kernel does when a process dies, and those tasks end too.
+        let addrs = [self.api.clone(), self.net.clone()].map(|u| {
+            u.trim_start_matches("http://")
+                .parse::<std::net::SocketAddr>()
+                .unwrap_or_else(|e| panic!("restart_api: address of {u}: {e}"))
+        });
+        for a in &addrs {
+            // Only this API's own loopback address and port: nobody else's connections.
+            let filter = format!("( src {a} or dst {a} )");
+            let out = Command::new("ss")
+                .args(["-K", "-t", "-n", &filter])
+                .output()
+                .expect("restart_api: run ss -K");
+            assert!(
+                out.status.success(),
+                "restart_api: ss -K {filter}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        self.http = reqwest::Client::new();
+        let config = (*self.state.config).clone();
+        let state = AppState::from_config(config)
+            .await
+            .unwrap_or_else(|e| panic!("restart_api: build the new state: {e}"));
+        let old = std::mem::replace(&mut self.state, state);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::sync::Arc::strong_count(&old.config) > 1 {
+            assert!(
+                Instant::now() < deadline,
+                "restart_api: 30 s after the restart the old API state is still held {} times \
+                 (requests of the old process still running, or a test holds a clone of \
+                 `stack.state`)",
+                std::sync::Arc::strong_count(&old.config) - 1
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(old);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut listeners = Vec::new();
+        for a in addrs {
+            let l = loop {
+                match tokio::net::TcpListener::bind(a).await {
+                    Ok(l) => break l,
+                    Err(e) => {
+                        assert!(
+                            Instant::now() < deadline,
+                            "restart_api: bind {a} again: {e}"
+                        );
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            };
+            listeners.push(l);
+        }
+        let net_listener = listeners.pop().expect("two listeners");
+        let listener = listeners.pop().expect("two listeners");
+        self.conductor = self
+            .state
+            .dispatcher
+            .as_ref()
+            .map(|d| Conductor::start(&self.state, d));
+        let svc = axum::ServiceExt::<axum::extract::Request>::into_make_service(zun_api::service(
+            self.state.clone(),
+        ));
+        self.server = tokio::spawn(async move {
+            let _ = axum::serve(listener, svc).await;
+        });
+        let net_state = self.state.clone();
+        self.net_server = tokio::spawn(async move {
+            let _ = zun_api::neutron::serve(net_state, net_listener, std::future::pending()).await;
+        });
+    }
+
     /// Stops the conductor (end of test).
     pub async fn stop(mut self) {
         if let Some(c) = self.conductor.take() {
