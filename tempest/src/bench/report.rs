@@ -110,8 +110,8 @@ pub fn rows(parts: &BTreeMap<String, Value>) -> Vec<Row> {
         ("100 at once: Running (of 100)", "pod", "burst100_running", "value", "count", Some(AtLeast(100.0)), None),
         ("100 at once: delete -> gone, p50", "pod", "delete_burst100", "p50", "ms", None, Some("podman_delete_burst100")),
         ("100 at once: delete -> gone, p99", "pod", "delete_burst100", "p99", "ms", None, Some("podman_delete_burst100")),
-        ("GET /v1/capsules, 1,000 capsules", "api", "list_1000", "value", "req/s", Some(AtLeast(5000.0)), None),
-        ("GET /v1/capsules, 1,000 capsules, gzip", "api", "list_1000_gzip", "value", "req/s", None, None),
+        ("GET /v1/capsules, 1,000, gzip (as zunclient)", "api", "list_1000_gzip", "value", "req/s", Some(AtLeast(5000.0)), None),
+        ("GET /v1/capsules, 1,000, uncompressed", "api", "list_1000", "value", "req/s", Some(AtLeast(5000.0)), None),
         ("GET /v1/capsules?limit=50", "api", "list_page50", "value", "req/s", None, None),
         ("POST /v1/capsules (API alone), p50", "api", "post_create", "p50", "ms", None, None),
         ("RPC round trip POST -> agent -> report, p50", "rpc", "round_trip", "p50", "ms", None, None),
@@ -261,7 +261,7 @@ mod tests {
             [
                 "create -> Running, p50",
                 "create -> Running, p99",
-                "GET /v1/capsules, 1,000 capsules",
+                "GET /v1/capsules, 1,000, uncompressed",
                 "zun-compute idle RSS"
             ]
         );
