@@ -41,10 +41,7 @@ fn until(t0: Instant, pred: impl Fn(&str) -> bool) -> Duration {
 
 fn report(what: &str, mut d: Vec<Duration>) {
     d.sort();
-    let pct = |p: f64| {
-        let i = ((d.len() as f64 - 1.0) * p).round() as usize;
-        d[i].as_secs_f64() * 1000.0
-    };
+    let pct = |p: f64| tempest::bench::percentile_ms(&d, p);
     println!(
         "{what:<42} n={:<3} p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms",
         d.len(),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+use tempest::bench::percentile_ms as pct;
 
 const CAPSULES: usize = 1000;
 const CONCURRENCY: usize = 32;
@@ -85,14 +86,6 @@ async fn token(keystone: &str, user: &str, password: &str, project: &str) -> Res
         bail!("Keystone refused a token for {user}: {}", resp.status());
     }
     Ok(resp.headers()["x-subject-token"].to_str()?.to_owned())
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1e3
 }
 
 struct Load {

@@ -59,9 +59,9 @@ fn config(cache_seconds: u64) -> Result<OidcConfig> {
     Ok(toml::from_str(&text)?)
 }
 
+/// The `p` quantile of `sorted`, in microseconds.
 fn pct(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1e6
+    tempest::bench::percentile_ms(sorted, p) * 1e3
 }
 
 #[tokio::main(flavor = "current_thread")]

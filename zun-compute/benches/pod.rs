@@ -111,6 +111,14 @@ async fn rounds(stack: &Stack, host: &PodHost, prefix: &str) -> (Vec<Duration>, 
     (create, delete)
 }
 
+/// A request of the admin who makes the capsules (noauth headers), at the newest microversion.
+fn as_admin(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    req.header("x-user-id", ADMIN.0)
+        .header("x-project-id", ADMIN.1)
+        .header("x-roles", ADMIN.2)
+        .header("openstack-api-version", "container 1.40")
+}
+
 /// `n` distinct free host ports.
 fn free_ports(n: usize) -> Vec<u16> {
     let mut ports = BTreeSet::new();
@@ -143,12 +151,7 @@ async fn burst(stack: &Stack, host: &PodHost, prefix: &str, ports: &[u16]) -> Bu
         );
         let body = json!({ "template": template(&format!("{prefix}{i}"), *port) });
         tasks.spawn(async move {
-            let resp = http
-                .post(format!("{api}/v1/capsules"))
-                .header("x-user-id", ADMIN.0)
-                .header("x-project-id", ADMIN.1)
-                .header("x-roles", ADMIN.2)
-                .header("openstack-api-version", "container 1.40")
+            let resp = as_admin(http.post(format!("{api}/v1/capsules")))
                 .json(&body)
                 .send()
                 .await
@@ -184,12 +187,7 @@ async fn burst(stack: &Stack, host: &PodHost, prefix: &str, ports: &[u16]) -> Bu
             uuid.clone(),
         );
         tasks.spawn(async move {
-            let resp = http
-                .delete(format!("{api}/v1/capsules/{uuid}"))
-                .header("x-user-id", ADMIN.0)
-                .header("x-project-id", ADMIN.1)
-                .header("x-roles", ADMIN.2)
-                .header("openstack-api-version", "container 1.40")
+            let resp = as_admin(http.delete(format!("{api}/v1/capsules/{uuid}")))
                 .send()
                 .await
                 .expect("API answers");

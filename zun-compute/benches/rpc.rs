@@ -12,11 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rpc::{AmqpBus, Bus, Delivery, Disposition, Handler, QueueSpec};
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1e3
-}
+use tempest::bench::percentile_ms as pct;
 
 #[derive(Clone, Default)]
 struct Counter(Arc<AtomicU64>);
