@@ -157,6 +157,33 @@ pub(crate) fn interfaces(path: &Path) -> Result<Vec<String>, NetnsFailure> {
         })
 }
 
+/// Puts a placeholder interface `name` (one end of a veth pair whose other end stays inside
+/// too) in namespace `path`, for a teardown that deletes `name` by name: when a teardown cut
+/// short already took the real one, the next can then run to its end. Uses `nsenter` and `ip`.
+pub(crate) fn add_placeholder(path: &Path, name: &str) -> Result<(), NetnsFailure> {
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", path.display()))
+        .args(["ip", "link", "add", name, "type", "veth", "peer", "name"])
+        .arg(PLACEHOLDER_PEER)
+        .output()
+        .map_err(fail("run nsenter ip link add in"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(NetnsFailure {
+            action: "add a placeholder interface in",
+            source: io::Error::other(format!(
+                "{}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+        })
+    }
+}
+
+/// The name of the placeholder's other end (at most 15 bytes, as every interface name).
+const PLACEHOLDER_PEER: &str = "zun-placeholder";
+
 /// Interface names from the text of `/proc/net/dev` (two header lines, then `name: counters`).
 fn parse_net_dev(text: &str) -> Vec<String> {
     text.lines()
