@@ -446,13 +446,12 @@ impl Network {
             // without its interface. netavark deletes it by name: a placeholder lets it run to
             // its end (netavark 1.4 keeps the bridge and the network's rules after a failed
             // veth delete; 2.x removes them but still fails on that veth alone).
-            let mut interface_gone = false;
             if let (Some(att), true) = (&state.attachment, existed) {
                 let (ns, name) = (netns.clone(), att.interface.clone());
-                interface_gone = blocking(move || netns::interfaces(&ns))
+                let gone = blocking(move || netns::interfaces(&ns))
                     .await
                     .is_ok_and(|names| !names.contains(&name));
-                if interface_gone {
+                if gone {
                     info!(%capsule, "interface already gone: finishing an interrupted teardown");
                     let (ns, name) = (netns.clone(), att.interface.clone());
                     if let Err(f) = blocking(move || netns::add_placeholder(&ns, &name)).await {
@@ -470,11 +469,6 @@ impl Network {
                     // complains about what is not there, after removing what is.
                     Err(e) if !existed || state.attachment.is_none() => {
                         debug!(%capsule, error = %e, "netavark teardown of a partial setup");
-                    }
-                    Err(NetworkError::Netavark { ref message, .. })
-                        if interface_gone && only_missing_veth(message) =>
-                    {
-                        debug!(%capsule, "netavark found the interface gone");
                     }
                     Err(e) => errors.push(e),
                 }
@@ -726,15 +720,6 @@ impl Network {
 
 /// netavark's container id for `capsule`: 64 hex characters (the uuid's, twice), so firewall
 /// rule comments name the capsule.
-/// Whether netavark's error `message` is one error alone: the container's veth was not there
-/// (`failed to delete container veth eth0: Netlink error: No such device (os error 19)`); a list
-/// of several errors starts with `netavark encountered multiple errors`.
-fn only_missing_veth(message: &str) -> bool {
-    message.starts_with("failed to delete container veth")
-        && message.contains("No such device")
-        && !message.contains('\n')
-}
-
 fn container_id(capsule: Uuid) -> String {
     let s = capsule.simple().to_string();
     format!("{s}{s}")

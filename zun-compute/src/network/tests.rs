@@ -262,18 +262,3 @@ fn an_empty_host_ip_means_all() {
     assert_eq!(o.port_mappings[0].host_ip, "");
     assert_eq!(o.container_hostname, None);
 }
-
-#[test]
-fn only_a_lone_missing_veth_is_an_interrupted_teardown() {
-    assert!(only_missing_veth(
-        "failed to delete container veth eth0: Netlink error: No such device (os error 19)"
-    ));
-    // Another failure, or the veth among others, is still an error.
-    assert!(!only_missing_veth(
-        "failed to delete container veth eth0: Netlink error: Operation not permitted (os error 1)"
-    ));
-    assert!(!only_missing_veth(
-        "netavark encountered multiple errors:\n\t- failed to delete container veth eth0: Netlink error: No such device (os error 19)\n\t- nftables error"
-    ));
-    assert!(!only_missing_veth("failed to remove bridge capsule0"));
-}
