@@ -69,12 +69,7 @@ async fn published_tcp_and_udp_ports_reach_the_capsule() {
     let (id, state) = t.capsule();
     let (tcp_port, udp_port) = (t.free_port(), t.free_port());
     let ports = [
-        PortMapping {
-            host_port: tcp_port,
-            container_port: 8080,
-            protocol: Protocol::Tcp,
-            host_ip: None,
-        },
+        tcp(tcp_port, 8080),
         PortMapping {
             host_port: udp_port,
             container_port: 8081,
@@ -184,12 +179,7 @@ async fn teardown_after_an_agent_restart() {
     let t = TestNet::new();
     let (id, state) = t.capsule();
     let port = t.free_port();
-    let ports = [PortMapping {
-        host_port: port,
-        container_port: 80,
-        protocol: Protocol::Tcp,
-        host_ip: None,
-    }];
+    let ports = [tcp(port, 80)];
     let att = {
         let before = t.network();
         before.setup(id, "r", &ports, &state).await.unwrap()
@@ -217,12 +207,7 @@ async fn a_teardown_cut_short_after_the_veth_went_is_finished() {
     // its eth0 is not, the state file and the host's side (port forward, bridge) are.
     let t = TestNet::new();
     let (id, state) = t.capsule();
-    let ports = [PortMapping {
-        host_port: t.free_port(),
-        container_port: 80,
-        protocol: Protocol::Tcp,
-        host_ip: None,
-    }];
+    let ports = [tcp(t.free_port(), 80)];
     let net = t.network();
     let att = net.setup(id, "cut", &ports, &state).await.unwrap();
     let ns = format!("--net={}", att.netns.display());
@@ -247,12 +232,7 @@ async fn a_host_port_bound_on_the_host_is_refused_cleanly() {
     assert!(!net.host_port_free(port, Protocol::Tcp));
     assert!(net.host_port_free(port, Protocol::Udp));
     let (id, state) = t.capsule();
-    let ports = [PortMapping {
-        host_port: port,
-        container_port: 80,
-        protocol: Protocol::Tcp,
-        host_ip: None,
-    }];
+    let ports = [tcp(port, 80)];
     let e = net.setup(id, "p", &ports, &state).await.unwrap_err();
     assert!(
         matches!(e, NetworkError::PortUnavailable { port: p, protocol: Protocol::Tcp, .. } if p == port),
@@ -278,12 +258,7 @@ async fn a_port_published_by_another_capsule_is_refused() {
     let t = TestNet::new();
     let net = t.network();
     let port = t.free_port();
-    let ports = [PortMapping {
-        host_port: port,
-        container_port: 80,
-        protocol: Protocol::Tcp,
-        host_ip: None,
-    }];
+    let ports = [tcp(port, 80)];
     let (a, a_state) = t.capsule();
     let (b, b_state) = t.capsule();
     net.setup(a, "a", &ports, &a_state).await.unwrap();
@@ -306,12 +281,7 @@ async fn setup_replaces_a_setup_whose_namespace_was_lost() {
     let net = t.network();
     let (id, state) = t.capsule();
     let port = t.free_port();
-    let ports = [PortMapping {
-        host_port: port,
-        container_port: 8080,
-        protocol: Protocol::Tcp,
-        host_ip: None,
-    }];
+    let ports = [tcp(port, 8080)];
     let first = net.setup(id, "l", &ports, &state).await.unwrap();
     // The namespace disappears behind the module's back (lost mount).
     nix::mount::umount2(&first.netns, nix::mount::MntFlags::MNT_DETACH).unwrap();
@@ -364,12 +334,7 @@ async fn a_failed_netavark_run_is_undone() {
 async fn teardown_uses_the_firewall_driver_the_setup_used() {
     let t = TestNet::new();
     let (id, state) = t.capsule();
-    let ports = [PortMapping {
-        host_port: t.free_port(),
-        container_port: 80,
-        protocol: Protocol::Tcp,
-        host_ip: None,
-    }];
+    let ports = [tcp(t.free_port(), 80)];
     let att = t.network().setup(id, "fw", &ports, &state).await.unwrap();
     // The operator switches the driver with the capsule running: its rules are still where
     // its setup put them, and its teardown must remove them from there.

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use uuid::Uuid;
-use zun_compute::network::{Attachment, Network, NetworkConfig, Protocol};
+use zun_compute::network::{Attachment, Network, NetworkConfig, PortMapping, Protocol};
 
 /// The netavark binary: `ZUN_TEST_NETAVARK`, else Debian's.
 pub fn netavark() -> PathBuf {
@@ -48,6 +48,16 @@ pub fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         ))
+    }
+}
+
+/// Host port `host_port` (TCP, every address) published to the capsule's `container_port`.
+pub fn tcp(host_port: u16, container_port: u16) -> PortMapping {
+    PortMapping {
+        host_port,
+        container_port,
+        protocol: Protocol::Tcp,
+        host_ip: None,
     }
 }
 
