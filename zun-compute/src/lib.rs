@@ -77,7 +77,14 @@ pub async fn pod_agent(
         addr: subnet.into(),
         len: prefix,
     };
-    let firewall = firewall::Firewall::new(config.firewall.clone(), subnet, gateway)?;
+    let firewall = firewall::Firewall::new(
+        config.firewall.clone(),
+        firewall::CapsuleNet {
+            subnet,
+            gateway,
+            bridge: network.config().bridge.clone(),
+        },
+    )?;
     let volumes = volume::LoopVolumes::new(config.volume.clone(), dir)?;
     let driver = driver::pod::PodDriver::new(dir, config.pod.clone(), images, network)
         .await?

@@ -24,7 +24,7 @@ use std::time::Duration;
 use capsule_types::secgroup::{Cidr, Direction, Ethertype, FirewallRule, HostFirewall};
 use nix::sched::{setns, CloneFlags};
 use uuid::Uuid;
-use zun_compute::firewall::{Firewall, FirewallConfig, FirewallError};
+use zun_compute::firewall::{CapsuleNet, Firewall, FirewallConfig, FirewallError};
 
 /// How long a connection attempt waits for the handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -286,7 +286,15 @@ impl World {
             netns: Some(PathBuf::from(format!("/run/netns/{}", self.host))),
             ..FirewallConfig::default()
         };
-        Firewall::new(cfg, self.subnet(), self.gateway()).expect("firewall config")
+        Firewall::new(cfg, self.net()).expect("firewall config")
+    }
+
+    fn net(&self) -> CapsuleNet {
+        CapsuleNet {
+            subnet: self.subnet(),
+            gateway: self.gateway(),
+            bridge: self.bridge.clone(),
+        }
     }
 
     /// Starts a server in capsule `i` on `port`.
@@ -612,9 +620,9 @@ async fn remote_group_members() {
     w.finish();
 }
 
-/// (5) Egress: a group without egress rules makes no new connection, to another capsule's open
-/// port or to the host; an IPv6-only egress rule changes nothing; an IPv4 egress-any rule
-/// opens both.
+/// (5) Egress: a group without egress rules makes no new connection to another capsule's open
+/// port; an IPv6-only egress rule changes nothing; an IPv4 egress-any rule opens it. No egress
+/// rule opens the host itself (the host guard), which answers the host on that port.
 #[tokio::test]
 async fn egress_rules() {
     let mut w = World::new(2);
@@ -646,8 +654,11 @@ async fn egress_rules() {
         .expect("apply without egress");
     w.assert_blocked(1, 0, 80);
     w.expect_dropped("capsule 1 -> host:8080", w.to_host(1, 8080));
-    // The server's own egress is open: it reaches the host (input hook).
-    drop(w.expect_open("capsule 0 -> host:8080", w.to_host(0, 8080)));
+    // The host guard: an open egress does not reach the host itself, which does answer
+    // on that port.
+    w.expect_dropped("capsule 0 -> host:8080", w.to_host(0, 8080));
+    let at_gateway = SocketAddrV4::new(w.gateway(), 8080);
+    drop(w.expect_open("host -> host:8080", connect(&w.host, at_gateway)));
 
     fw.apply(
         &with_client_egress(vec![v6(rule(Direction::Egress, None, None))]),
@@ -664,7 +675,7 @@ async fn egress_rules() {
     .await
     .expect("apply IPv4 egress");
     drop(w.assert_open(1, 0, 80));
-    drop(w.expect_open("capsule 1 -> host:8080", w.to_host(1, 8080)));
+    w.expect_dropped("capsule 1 -> host:8080", w.to_host(1, 8080));
 
     // An egress rule limited to another port does not cover 80.
     fw.apply(
@@ -741,7 +752,7 @@ async fn idempotent_apply_and_remove() {
         table: "other_sg".into(),
         ..FirewallConfig::default()
     };
-    let broken = Firewall::new(cfg, w.subnet(), w.gateway()).expect("config");
+    let broken = Firewall::new(cfg, w.net()).expect("config");
     let e = broken.apply(&d, &local).await.expect_err("no namespace");
     match &e {
         FirewallError::Nft { table, stderr, .. } => {

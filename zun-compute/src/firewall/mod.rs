@@ -22,14 +22,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use capsule_types::secgroup::{Cidr, HostFirewall};
+use capsule_types::secgroup::HostFirewall;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 pub use error::FirewallError;
-pub use render::render;
+pub use render::{render, CapsuleNet};
 
 /// `[firewall]` in `zun-compute.toml`: the host's security-group enforcement.
 #[derive(Clone, Debug, Deserialize)]
@@ -65,8 +65,7 @@ pub struct Firewall(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     cfg: FirewallConfig,
-    subnet: Cidr,
-    gateway: Ipv4Addr,
+    net: CapsuleNet,
     /// Serializes nft runs, so the last apply to start is the one left in force; holds the
     /// rules last put in force (the script without its epoch line), so an apply that would
     /// change nothing does not run nft.
@@ -83,14 +82,19 @@ fn valid_table(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Interface names as the kernel takes them, kept to characters nft needs no quoting for.
+fn valid_interface(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 impl Firewall {
-    /// Checks `cfg` with the capsule network's IPv4 `subnet` and its `gateway` (the host's
-    /// address on it); touches nothing on the host.
-    pub fn new(
-        cfg: FirewallConfig,
-        subnet: Cidr,
-        gateway: Ipv4Addr,
-    ) -> Result<Self, FirewallError> {
+    /// Checks `cfg` with the capsule network `net` (its IPv4 subnet, the host's address on it
+    /// and its bridge); touches nothing on the host.
+    pub fn new(cfg: FirewallConfig, net: CapsuleNet) -> Result<Self, FirewallError> {
+        let (subnet, gateway) = (net.subnet, net.gateway);
         let bad = |reason: String| FirewallError::Config {
             table: cfg.table.clone(),
             reason,
@@ -112,10 +116,15 @@ impl Firewall {
         if cfg.nft.as_os_str().is_empty() {
             return Err(bad("nft binary is empty".into()));
         }
+        if !valid_interface(&net.bridge) {
+            return Err(bad(format!(
+                "bridge {:?} is not an interface name (1 to 15 letters, digits, '-', '_' or '.')",
+                net.bridge
+            )));
+        }
         Ok(Self(Arc::new(Inner {
             cfg,
-            subnet,
-            gateway,
+            net,
             lock: tokio::sync::Mutex::new(None),
             told_disabled: AtomicBool::new(false),
         })))
@@ -146,7 +155,7 @@ impl Firewall {
             warn!(%ip, capsules = %owners.join(","), "address claimed by several capsules; none of them gets rules");
         }
         let cfg = &self.0.cfg;
-        let script = render(&cfg.table, self.0.subnet, self.0.gateway, doc, local);
+        let script = render(&cfg.table, &self.0.net, doc, local);
         let named = local
             .keys()
             .filter(|id| doc.capsules.contains_key(id))

@@ -11,7 +11,7 @@
 //!     map egress    { type ipv4_addr : verdict ... } # capsule IP -> jump eg_<uuid>
 //!     map ingress   { type ipv4_addr : verdict ... } # capsule IP -> jump in_<uuid>
 //!     chain forward { hook forward, priority filter - 5 }  # egress, then ingress
-//!     chain input   { hook input,   priority filter - 5 }  # egress only (to the host)
+//!     chain input   { hook input,   priority filter - 5 }  # the host guard (below)
 //!     chain output  { hook output,  priority filter - 5 }  # ingress only (from the host)
 //!     chain eg_<uuid> { <egress rules> return ...; counter drop }
 //!     chain in_<uuid> { <ingress rules> accept ...; counter drop }
@@ -20,6 +20,14 @@
 //!
 //! All of it is one nft transaction: the old table stays in force until the new one is
 //! complete, and a script nft refuses changes nothing.
+//!
+//! The host guard (chain `input`) keeps capsules off the host itself, whatever their groups
+//! say: nothing that arrives from outside the host reaches its loopback (netavark turns
+//! `route_localnet` on for the capsule bridge, so without this a capsule that routes
+//! 127.0.0.1 via its gateway reaches every loopback-only service: the class of
+//! CVE-2020-8558), and no new connection from the capsule bridge reaches any address of the
+//! host. Published ports are not affected: they are DNAT'd to a capsule in prerouting and
+//! pass through `forward`, never `input`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -35,19 +43,30 @@ const EGRESS_MAP: &str = "egress";
 /// Name of the map from capsule address to its ingress chain.
 const INGRESS_MAP: &str = "ingress";
 
+/// The host's capsule network, as the firewall sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapsuleNet {
+    /// The capsule network (IPv4).
+    pub subnet: Cidr,
+    /// The host's address on it.
+    pub gateway: Ipv4Addr,
+    /// The bridge the capsules hang off (a valid interface name).
+    pub bridge: String,
+}
+
 /// The nft script (input of `nft -f -`) that atomically replaces table `inet table` with the
 /// enforcement of `doc` for the capsules in `local` (capsule uuid -> its IPv4 address).
 ///
-/// `subnet` (IPv4) is the capsule network and `gateway` the host's address on it: a new
-/// connection from or to an address of `subnet` other than `gateway` that has no chains is
-/// dropped (fail closed). Capsules in `local` but not in `doc` get no chains; capsules in `doc`
+/// `net.subnet` is the capsule network and `net.gateway` the host's address on it: a new
+/// connection from or to an address of the subnet other than the gateway that has no chains
+/// is dropped (fail closed). Nothing from `net.bridge` reaches the host itself (see the
+/// module's doc). Capsules in `local` but not in `doc` get no chains; capsules in `doc`
 /// but not in `local` are ignored; an address that two capsules of `local` claim gets no chains
 /// either. The output is deterministic: capsules in uuid order, a capsule's groups in the
 /// order the document lists them, identical rules of one chain once.
 pub fn render(
     table: &str,
-    subnet: Cidr,
-    gateway: Ipv4Addr,
+    net: &CapsuleNet,
     doc: &HostFirewall,
     local: &BTreeMap<Uuid, Ipv4Addr>,
 ) -> String {
@@ -99,9 +118,10 @@ pub fn render(
         w("\t}");
     }
 
-    let net = subnet.to_string();
+    let (gateway, bridge) = (net.gateway, &net.bridge);
+    let subnet = net.subnet.to_string();
     let fail_closed = |field: &str| {
-        format!("\t\tip {field} {net} ip {field} != {gateway} ip {field} != @{SET} counter drop")
+        format!("\t\tip {field} {subnet} ip {field} != {gateway} ip {field} != @{SET} counter drop")
     };
     let egress = format!("\t\tip saddr vmap @{EGRESS_MAP}");
     let ingress = format!("\t\tip daddr vmap @{INGRESS_MAP}");
@@ -118,12 +138,23 @@ pub fn render(
             &fail_closed("daddr"),
         ],
     );
-    base_chain(
-        &mut w,
-        "input",
-        &["\t# From capsules to the host itself: only the capsule's egress applies."],
-        &[&egress, &fail_closed("saddr")],
-    );
+    // The host guard. Replies pass (those of the host's own connections to 127.0.0.1:hostPort
+    // come back from the bridge with loopback addresses once conntrack undoes the NAT), as
+    // does what was DNAT'd; as kube-proxy does since CVE-2020-8558.
+    w("\t# To the host itself: its loopback only from itself; from capsules only what is");
+    w("\t# published (DNAT'd to a capsule, so never seen here) and replies.");
+    w("\tchain input {");
+    w("\t\ttype filter hook input priority filter - 5; policy accept;");
+    w("\t\tct state established,related accept");
+    w("\t\tiifname != \"lo\" ip daddr 127.0.0.0/8 ct status & dnat == 0 counter drop");
+    w("\t\tiifname != \"lo\" ip saddr 127.0.0.0/8 ct status & dnat == 0 counter drop");
+    w(&format!(
+        "\t\tiifname \"{bridge}\" ct status & dnat == 0 counter drop"
+    ));
+    w(&format!(
+        "\t\tip saddr {subnet} ip saddr != {gateway} ct status & dnat == 0 counter drop"
+    ));
+    w("\t}");
     base_chain(
         &mut w,
         "output",

@@ -22,6 +22,15 @@ fn gw() -> Ipv4Addr {
     Ipv4Addr::new(10, 89, 0, 1)
 }
 
+/// The capsule network of these tests: `subnet()`, `gw()`, bridge `capsule0`.
+fn net() -> CapsuleNet {
+    CapsuleNet {
+        subnet: subnet(),
+        gateway: gw(),
+        bridge: "capsule0".into(),
+    }
+}
+
 fn cidr(s: &str) -> Cidr {
     Cidr::parse(s).expect("test CIDR")
 }
@@ -91,7 +100,7 @@ fn local(entries: &[(Uuid, u8)]) -> BTreeMap<Uuid, Ipv4Addr> {
 }
 
 fn script(d: &HostFirewall, l: &BTreeMap<Uuid, Ipv4Addr>) -> String {
-    render("capsule_sg", subnet(), gw(), d, l)
+    render("capsule_sg", &net(), d, l)
 }
 
 /// The body of chain `name` (the lines between its braces, trimmed).
@@ -147,12 +156,15 @@ table inet capsule_sg {
 \t\tip daddr vmap @ingress
 \t\tip daddr 10.89.0.0/24 ip daddr != 10.89.0.1 ip daddr != @capsules counter drop
 \t}
-\t# From capsules to the host itself: only the capsule's egress applies.
+\t# To the host itself: its loopback only from itself; from capsules only what is
+\t# published (DNAT'd to a capsule, so never seen here) and replies.
 \tchain input {
 \t\ttype filter hook input priority filter - 5; policy accept;
 \t\tct state established,related accept
-\t\tip saddr vmap @egress
-\t\tip saddr 10.89.0.0/24 ip saddr != 10.89.0.1 ip saddr != @capsules counter drop
+\t\tiifname != \"lo\" ip daddr 127.0.0.0/8 ct status & dnat == 0 counter drop
+\t\tiifname != \"lo\" ip saddr 127.0.0.0/8 ct status & dnat == 0 counter drop
+\t\tiifname \"capsule0\" ct status & dnat == 0 counter drop
+\t\tip saddr 10.89.0.0/24 ip saddr != 10.89.0.1 ct status & dnat == 0 counter drop
 \t}
 \t# From the host to capsules, 127.0.0.1:hostPort included (DNAT'd in nat output).
 \tchain output {
@@ -409,7 +421,7 @@ fn shared_address_gets_no_chains() {
 #[test]
 fn table_name_is_the_given_one() {
     let d = doc(&[(A, &[])], &[]);
-    let s = render("other_t", subnet(), gw(), &d, &local(&[(A, 2)]));
+    let s = render("other_t", &net(), &d, &local(&[(A, 2)]));
     assert!(!s.contains("capsule_sg"));
     assert!(s.starts_with("# Security groups of this host's capsules (document epoch 7).\ntable inet other_t {}\ndelete table inet other_t\ntable inet other_t {\n"));
 }
@@ -441,15 +453,31 @@ fn config_defaults_and_checks() {
         table: table.into(),
         ..FirewallConfig::default()
     };
-    assert!(Firewall::new(with("capsule_sg"), subnet(), gw()).is_ok());
+    assert!(Firewall::new(with("capsule_sg"), net()).is_ok());
     for bad in ["", "1abc", "a-b", "a b", "a;b"] {
-        let e = Firewall::new(with(bad), subnet(), gw()).expect_err(bad);
+        let e = Firewall::new(with(bad), net()).expect_err(bad);
         assert!(matches!(e, FirewallError::Config { .. }), "{e}");
     }
-    let e = Firewall::new(with("t"), cidr("fd00::/64"), gw()).expect_err("IPv6 subnet");
+    let v6 = CapsuleNet {
+        subnet: cidr("fd00::/64"),
+        ..net()
+    };
+    let e = Firewall::new(with("t"), v6).expect_err("IPv6 subnet");
     assert!(e.to_string().contains("not IPv4"), "{e}");
-    let e = Firewall::new(with("t"), subnet(), Ipv4Addr::new(10, 90, 0, 1)).expect_err("gateway");
+    let elsewhere = CapsuleNet {
+        gateway: Ipv4Addr::new(10, 90, 0, 1),
+        ..net()
+    };
+    let e = Firewall::new(with("t"), elsewhere).expect_err("gateway");
     assert!(e.to_string().contains("table inet t"), "{e}");
+    for bad in ["", "a\"b", "sixteen-chars-xx", "br 0", "br;0"] {
+        let bridge = CapsuleNet {
+            bridge: bad.into(),
+            ..net()
+        };
+        let e = Firewall::new(with("t"), bridge).expect_err(bad);
+        assert!(e.to_string().contains("interface name"), "{e}");
+    }
 }
 
 #[test]
@@ -472,7 +500,7 @@ async fn disabled_does_nothing() {
         nft: PathBuf::from("/nonexistent/nft"),
         ..FirewallConfig::default()
     };
-    let fw = Firewall::new(cfg, subnet(), gw()).expect("config");
+    let fw = Firewall::new(cfg, net()).expect("config");
     fw.apply(&HostFirewall::default(), &BTreeMap::new())
         .await
         .expect("apply when disabled");
@@ -487,7 +515,7 @@ async fn spawn_failure_names_the_table() {
         table: "t_spawn".into(),
         ..FirewallConfig::default()
     };
-    let fw = Firewall::new(cfg, subnet(), gw()).expect("config");
+    let fw = Firewall::new(cfg, net()).expect("config");
     let e = fw.remove().await.expect_err("no such binary");
     assert!(matches!(e, FirewallError::Spawn { .. }), "{e}");
     assert!(e.to_string().contains("table inet t_spawn"), "{e}");
@@ -515,7 +543,7 @@ async fn failure_carries_stderr_and_the_script_went_to_stdin() {
         table: "t_fail".into(),
         ..FirewallConfig::default()
     };
-    let fw = Firewall::new(cfg, subnet(), gw()).expect("config");
+    let fw = Firewall::new(cfg, net()).expect("config");
     let d = doc(&[(A, &[])], &[]);
     let l = local(&[(A, 2)]);
     // A fork elsewhere in this test process may briefly hold the script open for writing.
@@ -548,6 +576,6 @@ async fn failure_carries_stderr_and_the_script_went_to_stdin() {
         other => panic!("{other:?}"),
     }
     let got = std::fs::read_to_string(&seen).expect("stdin copy");
-    assert_eq!(got, render("t_fail", subnet(), gw(), &d, &l));
+    assert_eq!(got, render("t_fail", &net(), &d, &l));
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
