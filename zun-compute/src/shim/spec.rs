@@ -3,7 +3,7 @@
 //! set, no new privileges, a seccomp deny list, a device allow list) plus read-only `/sys` and
 //! cgroupfs.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
@@ -64,7 +64,11 @@ pub(crate) const READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
-/// Docker's default capability set (no `CAP_SYS_ADMIN`, `CAP_NET_ADMIN`, `CAP_SYS_PTRACE`...).
+/// Docker's default capability set (no `CAP_SYS_ADMIN`, `CAP_NET_ADMIN`, `CAP_SYS_PTRACE`...)
+/// without `CAP_NET_RAW`, as podman's and Kubernetes' restricted profile: raw and packet
+/// sockets let a tenant forge any packet on the capsule bridge (a user-space TCP stack needs
+/// nothing more). A `ping` that uses ICMP echo sockets (iputils') still works: the capsule's
+/// namespace lets every group open them (`net.ipv4.ping_group_range`, set on the sandbox).
 pub(crate) const CAPABILITIES: &[Capability] = &[
     Capability::AuditWrite,
     Capability::Chown,
@@ -74,13 +78,16 @@ pub(crate) const CAPABILITIES: &[Capability] = &[
     Capability::Kill,
     Capability::Mknod,
     Capability::NetBindService,
-    Capability::NetRaw,
     Capability::Setfcap,
     Capability::Setgid,
     Capability::Setpcap,
     Capability::Setuid,
     Capability::SysChroot,
 ];
+
+/// Every group of the capsule may open ICMP echo ("ping") sockets, which need no
+/// `CAP_NET_RAW` (podman sets the same).
+pub(crate) const PING_GROUP_RANGE: (&str, &str) = ("net.ipv4.ping_group_range", "0 2147483647");
 
 /// Syscalls that fail with `EPERM`: kernel, time, module, namespace, mount, tracing and keyring
 /// operations a container has no business doing (a subset of Docker's profile, written as a deny
@@ -270,8 +277,12 @@ pub(crate) fn sandbox_spec(plan: &Plan, host: &Host) -> Result<Spec, OciSpecErro
         namespace(LinuxNamespaceType::Mount, None)?,
         namespace(LinuxNamespaceType::Network, plan.netns.clone())?,
     ];
+    // Net sysctls are the capsule namespace's own: set once, here, for every container.
+    let (key, value) = PING_GROUP_RANGE;
+    let sysctl = HashMap::from([(key.to_owned(), value.to_owned())]);
     let linux = LinuxBuilder::default()
         .namespaces(namespaces)
+        .sysctl(sysctl)
         .cgroups_path(PathBuf::from(plan.cgroup_of(SANDBOX_CGROUP)))
         .resources(
             LinuxResourcesBuilder::default()
