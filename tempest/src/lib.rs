@@ -279,26 +279,65 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// What of capsule `uuid` is still on this host, in words (empty: nothing): its network
-/// namespace in `netns_dir`, cgroups, mounts naming it, and firewall rules naming it (netavark
-/// puts the capsule's uuid in its container id, which its rules carry; the security-group
-/// table names its chains after the uuid with `_` for `-`).
+/// The mount points of every cgroup hierarchy on this host, v1 controllers and v2 alike
+/// (`/sys/fs/cgroup/<controller>` on a v1 or hybrid host, `/sys/fs/cgroup/unified` for the
+/// hybrid's v2 part, `/sys/fs/cgroup` itself on a v2 host), from `/proc/self/mountinfo`.
+pub fn cgroup_roots() -> Vec<PathBuf> {
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").expect("read /proc/self/mountinfo");
+    let roots: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| {
+            // `id parent maj:min root mount-point options... - fstype source super-options`
+            let (left, right) = line.split_once(" - ")?;
+            let fstype = right.split_whitespace().next()?;
+            let point = left.split_whitespace().nth(4)?;
+            matches!(fstype, "cgroup" | "cgroup2").then(|| PathBuf::from(point))
+        })
+        .collect();
+    assert!(
+        !roots.is_empty(),
+        "no cgroup hierarchy is mounted: cannot tell what a capsule left behind"
+    );
+    roots
+}
+
+/// Runs `tool` with `args` and returns its standard output; panics (failing the test, with
+/// the reason) if it is missing or fails, so that a tool that cannot run never reads as "the
+/// host is clean".
+fn required_output(tool: &str, args: &[&str]) -> String {
+    let out = Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {tool} (devstack/stack.sh installs it): {e}"));
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What of capsule `uuid` is on this host, in words (empty: nothing): its network namespace
+/// in `netns_dir`, its cgroups in every hierarchy (cgroup v1 and v2), mounts naming it, and
+/// firewall rules naming it: the security-group table names its chains after the uuid with
+/// `_` for `-`, and netavark's iptables rules carry the container id (its nftables rules name
+/// only addresses and ports; the network tests check those). Panics if it cannot look (a
+/// tool missing), never reads that as clean.
 pub fn host_leftovers(uuid: &str, netns_dir: &Path) -> Vec<String> {
     let mut left = Vec::new();
     if netns_dir.join(format!("capsule-{uuid}")).exists() {
         left.push(format!("netns capsule-{uuid}"));
     }
-    for sub in std::fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let p = sub.path().join("capsule").join(uuid);
+    for root in cgroup_roots() {
+        let p = root.join("capsule").join(uuid);
         if p.exists() {
             left.push(format!("cgroup {}", p.display()));
         }
     }
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mounts =
+        std::fs::read_to_string("/proc/self/mountinfo").expect("read /proc/self/mountinfo");
     left.extend(
         mounts
             .lines()
@@ -311,10 +350,8 @@ pub fn host_leftovers(uuid: &str, netns_dir: &Path) -> Vec<String> {
         ("iptables-save", &[][..]),
         ("nft", &["list", "ruleset"][..]),
     ] {
-        let out = std::process::Command::new(tool).args(args).output();
-        let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
         left.extend(
-            text.unwrap_or_default()
+            required_output(tool, args)
                 .lines()
                 .filter(|l| l.contains(&id) || l.contains(&chain))
                 .map(|l| format!("{tool}: {l}")),

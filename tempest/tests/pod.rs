@@ -47,6 +47,19 @@ fn a_container_failing_under_on_failure_is_restarted_and_the_count_shows() {
     assert_ne!(c["status"], "Error", "{c}");
     assert_eq!(c["containers"][0]["exit_code"], 1, "{c}");
     let uuid = c["uuid"].as_str().unwrap().to_owned();
+    // The leftover check sees a live capsule: what it finds after the delete means something.
+    let live = host_leftovers(&uuid, Path::new("/run/netns"));
+    for kind in ["netns capsule-", "cgroup ", "mount ", "nft: "] {
+        assert!(
+            live.iter().any(|l| l.starts_with(kind)),
+            "the leftover check does not see the running capsule's {kind:?}: {live:#?}"
+        );
+    }
+    let cgroups = live.iter().filter(|l| l.starts_with("cgroup ")).count();
+    assert!(
+        cgroups >= 2,
+        "the capsule's cgroup in only {cgroups} hierarchy: {live:#?}"
+    );
     delete_and_check(&name, &uuid);
 }
 
