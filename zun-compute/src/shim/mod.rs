@@ -25,6 +25,7 @@ mod protocol;
 mod rootfs;
 mod server;
 mod spec;
+mod state;
 mod status;
 
 pub use client::{is_alive, shutdown, spawn, status, watch};
