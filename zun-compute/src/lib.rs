@@ -3,6 +3,7 @@
 //! and a heartbeat to the conductor. It holds broker credentials only, never the database's.
 
 pub mod agent;
+pub mod chain;
 pub mod config;
 pub mod driver;
 pub mod firewall;
@@ -12,6 +13,7 @@ pub mod logs;
 pub mod manager;
 pub mod network;
 mod notes;
+pub mod recorder;
 pub mod reporter;
 pub mod shim;
 pub mod store;
@@ -77,7 +79,7 @@ pub async fn pod_agent(
         addr: subnet.into(),
         len: prefix,
     };
-    let firewall = firewall::Firewall::new(config.firewall.clone(), subnet, gateway)?;
+    let firewall = firewall::NftFirewall::new(config.firewall.clone(), subnet, gateway)?;
     let volumes = volume::LoopVolumes::new(config.volume.clone(), dir)?;
     let driver = driver::pod::PodDriver::new(dir, config.pod.clone(), images, network)
         .await?

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::secgroups::SecurityGroups;
 use super::{DriverError, RuntimeDriver};
 use crate::config::PodConfig;
-use crate::firewall::Firewall;
+use crate::firewall::NftFirewall;
 use crate::image::{Image, ImageStore, PullPolicy};
 use crate::network::{Attachment, Network, PortMapping, Protocol};
 use crate::shim::{
@@ -45,7 +45,7 @@ pub struct PodDriver {
     watchers: Arc<Mutex<HashMap<Uuid, tokio::task::JoinHandle<()>>>>,
     /// The security groups in force, and the table that enforces them (none: not enforced).
     secgroups: SecurityGroups,
-    firewall: Option<Firewall>,
+    firewall: Option<NftFirewall>,
     /// Serializes "read the document and the leases, render, apply", so an older view of
     /// either never replaces a newer one in the kernel.
     firewall_lock: tokio::sync::Mutex<()>,
@@ -116,7 +116,7 @@ impl PodDriver {
 
     /// Enforces security groups with `firewall`, starting with the document saved before a
     /// restart (the API sends a newer one when the next heartbeat shows it is behind).
-    pub async fn with_firewall(mut self, firewall: Firewall) -> Result<Self, DriverError> {
+    pub async fn with_firewall(mut self, firewall: NftFirewall) -> Result<Self, DriverError> {
         self.firewall = Some(firewall);
         self.refresh_firewall().await?;
         Ok(self)
