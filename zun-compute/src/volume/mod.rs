@@ -3,7 +3,7 @@
 //!
 //! [`VolumeDriver`] is what the rest of the agent sees, chosen from `[volume] driver` at start
 //! ([`from_config`]): [`LoopVolumes`] is the real driver, [`NoVolumes`] refuses every volume
-//! (a host without them),
+//! (a host without them), [`MarkerVolumes`] are the fake runtime's (marker files),
 //! [`fake::FakeVolumes`] is a recording fake for unit tests. A
 //! volume `id` lives in `<dir>/<id>.img` and is mounted at `<dir>/mnt/<id>`. Every operation is
 //! idempotent and operations on one volume are serialized; the kernel's mount table
@@ -13,6 +13,7 @@
 mod error;
 pub mod fake;
 mod loopfs;
+mod marker;
 mod none;
 
 use std::ffi::{OsStr, OsString};
@@ -27,6 +28,7 @@ use uuid::Uuid;
 
 pub use error::VolumeError;
 pub use loopfs::LoopVolumes;
+pub use marker::MarkerVolumes;
 pub use none::NoVolumes;
 
 /// The smallest volume [`VolumeDriver::create`] makes: 8 MiB.
