@@ -155,7 +155,7 @@ impl Manager {
                 }
             }
             Err(e) => {
-                tracing::warn!(capsule = %rec.spec.uuid, error = %e, "state report deferred");
+                tracing::warn!(capsule = %rec.spec.uuid, error = %Chain(&e), "state report deferred");
                 if !rec.unreported {
                     rec.unreported = true;
                     self.store.put(&rec)?;

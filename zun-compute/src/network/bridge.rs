@@ -211,9 +211,9 @@ impl Network {
                 self.teardown(capsule, state_file).await?;
             }
             Err(e @ NetworkError::StateParse { .. }) => {
-                warn!(%capsule, error = %e, "replacing an unreadable network state file");
+                warn!(%capsule, error = %crate::chain::Chain(&e), "replacing an unreadable network state file");
                 if let Err(e) = self.teardown(capsule, state_file).await {
-                    warn!(%capsule, error = %e, "teardown of an unreadable state");
+                    warn!(%capsule, error = %crate::chain::Chain(&e), "teardown of an unreadable state");
                 }
             }
             Err(e) => return Err(e),
@@ -227,7 +227,7 @@ impl Network {
             }
             Err(e) => {
                 if let Err(undo) = self.teardown(capsule, state_file).await {
-                    warn!(%capsule, error = %undo, "undo of a failed network setup");
+                    warn!(%capsule, error = %crate::chain::Chain(&undo), "undo of a failed network setup");
                 }
                 Err(e)
             }
@@ -359,7 +359,7 @@ impl Network {
                     // Setup never finished, or the interface went with the namespace: netavark
                     // complains about what is not there, after removing what is.
                     Err(e) if !existed || state.attachment.is_none() => {
-                        debug!(%capsule, error = %e, "netavark teardown of a partial setup");
+                        debug!(%capsule, error = %crate::chain::Chain(&e), "netavark teardown of a partial setup");
                     }
                     Err(e) => errors.push(e),
                 }
