@@ -112,9 +112,9 @@ impl SecurityGroups {
         self.going.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes `doc` if it is not older than the current one: saves it and returns true (it is
-    /// to be applied). False if it is older (a newer one was taken already).
-    pub fn offer(&self, doc: HostFirewall) -> Result<bool, SecurityGroupsError> {
+    /// Takes `doc` if it is not older than the current one: saves it and returns it to apply.
+    /// `None` if it is older (a newer one was taken already).
+    pub fn offer(&self, doc: HostFirewall) -> Result<Option<HostFirewall>, SecurityGroupsError> {
         let mut s = self.lock();
         s.received = Some(s.received.map_or(doc.epoch, |e| e.max(doc.epoch)));
         if doc.epoch < s.doc.epoch {
@@ -123,7 +123,7 @@ impl SecurityGroups {
                 current = s.doc.epoch,
                 "older firewall ignored"
             );
-            return Ok(false);
+            return Ok(None);
         }
         let bytes = serde_json::to_vec(&doc).map_err(SecurityGroupsError::Encode)?;
         let tmp = self.path.with_extension("tmp");
@@ -133,14 +133,14 @@ impl SecurityGroups {
                 path: self.path.clone(),
                 source,
             })?;
-        s.doc = doc;
-        Ok(true)
+        s.doc = doc.clone();
+        Ok(Some(doc))
     }
 
     /// Enforces `doc` from now on, unless a newer one is in force already. Idempotent.
     pub async fn set(&self, doc: HostFirewall) -> Result<(), SecurityGroupsError> {
         let epoch = doc.epoch;
-        if self.offer(doc)? {
+        if self.offer(doc)?.is_some() {
             self.refresh().await?;
             tracing::info!(
                 epoch,
@@ -232,10 +232,10 @@ mod tests {
         let path = dir.join("firewall.json");
         let sg = SecurityGroups::new(Arc::new(NoFirewall), &path, None);
         assert_eq!(sg.received_epoch(), None);
-        assert!(sg.offer(doc(5)).unwrap());
-        assert!(!sg.offer(doc(3)).unwrap(), "older is ignored");
+        assert_eq!(sg.offer(doc(5)).unwrap(), Some(doc(5)));
+        assert_eq!(sg.offer(doc(3)).unwrap(), None, "older is ignored");
         assert_eq!(sg.received_epoch(), Some(5));
-        assert!(sg.offer(doc(5)).unwrap(), "equal is applied");
+        assert_eq!(sg.offer(doc(5)).unwrap(), Some(doc(5)), "equal is applied");
         assert_eq!(sg.current().epoch, 5);
         let again = SecurityGroups::new(Arc::new(NoFirewall), &path, None);
         assert_eq!(again.current().epoch, 5);
