@@ -1,4 +1,5 @@
-//! The agent: consumes this host's queue, runs the manager's handlers, and keeps heartbeats
+//! The agent: consumes this host's queue, hands every request to the manager and turns its
+//! outcome into the message's disposition (ack, reply, drop or retry), and keeps heartbeats
 //! and reconciliation going, until told to stop. Capsules keep running while the agent is down
 //! (their runtime does not depend on it); on start it reports every capsule it has again.
 
@@ -10,9 +11,9 @@ use rpc::{Bus, Delivery, Disposition, QueueSpec, TypedHandler};
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use crate::chain::Chain;
 use crate::config::Config;
-use crate::driver::RuntimeDriver;
-use crate::manager::Manager;
+use crate::manager::{Manager, Outcome};
 
 /// The next change the driver announces; never, once its channel closed.
 async fn next_change(
@@ -25,16 +26,16 @@ async fn next_change(
 }
 
 /// A running agent.
-pub struct Agent<D> {
-    manager: Arc<Manager<D>>,
+pub struct Agent {
+    manager: Arc<Manager>,
     bus: Bus,
     config: Config,
     host: String,
 }
 
-impl<D: RuntimeDriver> Agent<D> {
+impl Agent {
     /// An agent for `config`'s host.
-    pub fn new(manager: Manager<D>, bus: Bus, config: Config) -> Self {
+    pub fn new(manager: Manager, bus: Bus, config: Config) -> Self {
         let host = config.host();
         Self {
             manager: Arc::new(manager),
@@ -45,7 +46,7 @@ impl<D: RuntimeDriver> Agent<D> {
     }
 
     /// The manager (tests inspect it).
-    pub fn manager(&self) -> &Arc<Manager<D>> {
+    pub fn manager(&self) -> &Arc<Manager> {
         &self.manager
     }
 
@@ -56,7 +57,7 @@ impl<D: RuntimeDriver> Agent<D> {
         // First tell the API how things stand: what happened while we were away.
         self.heartbeat().await;
         if let Err(e) = self.manager.report_all().await {
-            tracing::warn!(error = %e, "initial report incomplete; reconciliation retries");
+            tracing::warn!(error = %Chain(&e), "initial report incomplete; reconciliation retries");
         }
         let manager = self.manager.clone();
         let handler = TypedHandler::new(move |env: Envelope<ComputeRequest>, d: Delivery| {
@@ -70,27 +71,21 @@ impl<D: RuntimeDriver> Agent<D> {
                 redelivered = d.redelivered,
             );
             async move {
-                if let ComputeRequest::ContainerLogs {
-                    capsule,
-                    container,
-                    query,
-                } = &env.body
-                {
-                    if !d.wants_reply {
-                        return Disposition::Drop(
-                            "container_logs sent without a reply queue".into(),
-                        );
-                    }
-                    let reply = manager.logs(*capsule, container, query).await;
-                    return match rpc::encode(&Envelope::new(reply, None)) {
-                        Ok(body) => Disposition::Reply(body),
-                        Err(e) => Disposition::Drop(format!("cannot encode the logs reply: {e}")),
-                    };
-                }
+                let method = env.body.method();
                 match manager.handle(env.body).await {
-                    Ok(()) => Disposition::Ack,
+                    Ok(Outcome::Done) => Disposition::Ack,
+                    Ok(Outcome::Reply(_)) if !d.wants_reply => {
+                        Disposition::Drop(format!("{method} sent without a reply queue"))
+                    }
+                    Ok(Outcome::Reply(body)) => match rpc::encode(&Envelope::new(body, None)) {
+                        Ok(body) => Disposition::Reply(body),
+                        Err(e) => {
+                            Disposition::Drop(format!("cannot encode the {method} reply: {e}"))
+                        }
+                    },
+                    Ok(Outcome::Unanswerable(why)) => Disposition::Drop(why),
                     Err(e) => {
-                        tracing::warn!(error = %e, "request failed; it will be retried");
+                        tracing::warn!(error = %Chain(&e), "request failed; it will be retried");
                         Disposition::Retry(Duration::from_secs(1))
                     }
                 }
@@ -115,7 +110,7 @@ impl<D: RuntimeDriver> Agent<D> {
                         if let Err(e) = self.manager.handle(ComputeRequest::SyncCapsules {
                             capsules: vec![capsule],
                         }).await {
-                            tracing::warn!(%capsule, error = %e, "cannot report a change; reconciliation retries");
+                            tracing::warn!(%capsule, error = %Chain(&e), "cannot report a change; reconciliation retries");
                         }
                     }
                     // Missed some: the reconcile timer catches up.
@@ -128,7 +123,7 @@ impl<D: RuntimeDriver> Agent<D> {
                 _ = hb.tick() => self.heartbeat().await,
                 _ = rc.tick() => {
                     if let Err(e) = self.manager.reconcile().await {
-                        tracing::warn!(error = %e, "reconciliation failed");
+                        tracing::warn!(error = %Chain(&e), "reconciliation failed");
                     }
                 }
                 _ = stop.changed() => break,
@@ -144,7 +139,7 @@ impl<D: RuntimeDriver> Agent<D> {
         let capsules = match self.manager.capsules() {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot list capsules for the heartbeat");
+                tracing::warn!(error = %Chain(&e), "cannot list capsules for the heartbeat");
                 return;
             }
         };
@@ -158,7 +153,7 @@ impl<D: RuntimeDriver> Agent<D> {
             firewall_epoch: self.manager.firewall_epoch(),
         };
         if let Err(e) = self.manager.reporter().heartbeat(hb).await {
-            tracing::warn!(error = %e, "heartbeat not sent");
+            tracing::warn!(error = %Chain(&e), "heartbeat not sent");
         }
     }
 }

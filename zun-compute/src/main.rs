@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use rpc::{AmqpBus, Bus};
-use zun_compute::config::DriverKind;
 use zun_compute::Config;
 
 #[derive(Parser)]
@@ -53,21 +52,11 @@ async fn main() -> anyhow::Result<()> {
         shutdown().await;
         let _ = stop_tx.send(true);
     });
-    match config.runtime.driver {
-        DriverKind::Fake => {
-            tracing::warn!(
-                "runtime driver \"fake\": capsules are tracked and reported, no containers run"
-            );
-            zun_compute::fake_agent(config, bus)?.run(stop).await;
-        }
-        DriverKind::Pod => {
-            zun_compute::pod_agent(config, bus)
-                .await
-                .context("starting the pod runtime driver")?
-                .run(stop)
-                .await;
-        }
-    }
+    zun_compute::start::agent(config, bus)
+        .await
+        .context("starting the agent")?
+        .run(stop)
+        .await;
     Ok(())
 }
 

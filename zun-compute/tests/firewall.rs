@@ -4,7 +4,7 @@
 //! namespace, tables or links: a "host" namespace with a bridge (the gateway address) and
 //! IPv4 forwarding, and "capsule" namespaces joined to the bridge by veth pairs created inside
 //! the host namespace, each with an address of the test's subnet and a default route via the
-//! gateway. [`Firewall`] runs nft inside the host namespace (`netns`). Listeners and clients run
+//! gateway. [`NftFirewall`] runs nft inside the host namespace (`netns`). Listeners and clients run
 //! on dedicated std threads that `setns` into a namespace to create their sockets; a connection
 //! attempt whose SYN the firewall drops times out (500 ms), and "connected" is proven by a byte
 //! the accepting side sends. A guard deletes every namespace and link of the test, even when it
@@ -24,7 +24,7 @@ use std::time::Duration;
 use capsule_types::secgroup::{Cidr, Direction, Ethertype, FirewallRule, HostFirewall};
 use nix::sched::{setns, CloneFlags};
 use uuid::Uuid;
-use zun_compute::firewall::{CapsuleNet, Firewall, FirewallConfig, FirewallError};
+use zun_compute::firewall::{CapsuleNet, FirewallConfig, FirewallError, NftFirewall};
 
 /// How long a connection attempt waits for the handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -281,12 +281,12 @@ impl World {
         cidr(&format!("10.233.{}.{last}/32", self.net))
     }
 
-    fn firewall(&self) -> Firewall {
+    fn firewall(&self) -> NftFirewall {
         let cfg = FirewallConfig {
             netns: Some(PathBuf::from(format!("/run/netns/{}", self.host))),
             ..FirewallConfig::default()
         };
-        Firewall::new(cfg, self.net()).expect("firewall config")
+        NftFirewall::new(cfg, self.net()).expect("firewall config")
     }
 
     fn net(&self) -> CapsuleNet {
@@ -752,7 +752,7 @@ async fn idempotent_apply_and_remove() {
         table: "other_sg".into(),
         ..FirewallConfig::default()
     };
-    let broken = Firewall::new(cfg, w.net()).expect("config");
+    let broken = NftFirewall::new(cfg, w.net()).expect("config");
     let e = broken.apply(&d, &local).await.expect_err("no namespace");
     match &e {
         FirewallError::Nft { table, stderr, .. } => {

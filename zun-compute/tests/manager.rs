@@ -13,14 +13,14 @@ use capsule_types::rpc::{
 use capsule_types::template::{CapsuleTemplate, ContainerSpec};
 use capsule_types::CapsuleStatus;
 use rpc::{Bus, Delivery, Disposition, MemoryBus, QueueSpec, TypedHandler};
-use zun_compute::driver::fake::FakeRuntime;
-use zun_compute::driver::RuntimeDriver;
 use zun_compute::manager::Manager;
 use zun_compute::reporter::Reporter;
+use zun_compute::runtime::fake::FakeRuntime;
+use zun_compute::runtime::RuntimeDriver;
 use zun_compute::store::{Record, Store};
 
 struct Harness {
-    manager: Manager<FakeRuntime>,
+    manager: Manager,
     events: Arc<Mutex<Vec<ConductorEvent>>>,
     dir: std::path::PathBuf,
 }
@@ -45,7 +45,7 @@ fn harness() -> Harness {
         }),
     );
     let manager = Manager::new(
-        FakeRuntime::new(&dir.join("runtime"), Duration::ZERO).unwrap(),
+        zun_compute::start::fake_drivers(&dir, Duration::ZERO).unwrap(),
         Store::open(&dir).unwrap(),
         Reporter::new(bus, "h1"),
     );

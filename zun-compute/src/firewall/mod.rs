@@ -1,42 +1,50 @@
 //! Security groups on the host: the capsules' groups rendered into an nftables table this agent owns.
 //!
-//! The API sends each compute host a whole [`HostFirewall`] document; [`Firewall::apply`]
-//! renders it ([`render`]) for the capsules the host runs and replaces the agent's `inet`
+//! The API sends each compute host a whole [`HostFirewall`] document; the driver's
+//! [`FirewallDriver::apply`] renders it ([`render`]) for the capsules the host runs and replaces the agent's `inet`
 //! table with it in one nft transaction, so there is never a moment without enforcement and a
 //! refused script changes nothing. The rules are Neutron's security groups judged at the
 //! capsule's address after DNAT: established traffic passes, a new connection must pass the
 //! source capsule's egress rules and the destination capsule's ingress rules, and an address
 //! of the capsule subnet without rules (a capsule the document does not name yet) takes and
-//! makes no new connections. Applies are serialized by a mutex; nft runs as a child process
-//! (inside a given network namespace through `nsenter`, for tests).
+//! makes no new connections.
+//!
+//! Drivers, chosen from `[firewall]` at start ([`from_config`]): [`NftFirewall`] (module `nft`;
+//! applies are serialized by a mutex, nft runs as a child process, inside a given network
+//! namespace through `nsenter` for tests), [`NoFirewall`] when `enabled = false`, and the
+//! recording [`fake::FakeFirewall`] for unit tests. The document in force, and its re-applying
+//! as capsules come and go, are [`SecurityGroups`] (module `groups`), which the manager and
+//! the pod runtime share.
 
 mod error;
+pub mod fake;
+mod groups;
+mod nft;
+mod none;
 mod render;
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
+use async_trait::async_trait;
 use capsule_types::secgroup::HostFirewall;
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
-use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 pub use error::FirewallError;
+pub use groups::{Leaving, SecurityGroups, SecurityGroupsError};
+pub use nft::NftFirewall;
+pub use none::NoFirewall;
 pub use render::{render, CapsuleNet};
 
 /// `[firewall]` in `zun-compute.toml`: the host's security-group enforcement.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FirewallConfig {
-    /// Whether security groups are enforced at all; when false, `apply` and `remove` do
-    /// nothing.
+    /// Whether security groups are enforced at all; when false, the `none` driver is used:
+    /// nothing is enforced and nftables is not touched.
     pub enabled: bool,
     /// The nft binary (looked up in `PATH`, with `/usr/sbin` and `/sbin` added).
     pub nft: PathBuf,
@@ -58,227 +66,38 @@ impl Default for FirewallConfig {
     }
 }
 
-/// The host's security-group table. Cheap to clone; clones share the apply lock.
-#[derive(Clone, Debug)]
-pub struct Firewall(Arc<Inner>);
-
-#[derive(Debug)]
-struct Inner {
-    cfg: FirewallConfig,
-    net: CapsuleNet,
-    /// Serializes nft runs, so the last apply to start is the one left in force; holds the
-    /// rules last put in force (the script without its epoch line), so an apply that would
-    /// change nothing does not run nft.
-    lock: tokio::sync::Mutex<Option<String>>,
-    /// Whether "disabled" was logged already.
-    told_disabled: AtomicBool,
-}
-
-/// nft identifiers: a letter, then letters, digits and `_` (at most 255 bytes).
-fn valid_table(name: &str) -> bool {
-    let mut chars = name.chars();
-    name.len() <= 255
-        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// Interface names as the kernel takes them, kept to characters nft needs no quoting for.
-fn valid_interface(name: &str) -> bool {
-    (1..=15).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-impl Firewall {
-    /// Checks `cfg` with the capsule network `net` (its IPv4 subnet, the host's address on it
-    /// and its bridge); touches nothing on the host.
-    pub fn new(cfg: FirewallConfig, net: CapsuleNet) -> Result<Self, FirewallError> {
-        let (subnet, gateway) = (net.subnet, net.gateway);
-        let bad = |reason: String| FirewallError::Config {
-            table: cfg.table.clone(),
-            reason,
-        };
-        if !valid_table(&cfg.table) {
-            return Err(bad(format!(
-                "table name {:?} must be a letter followed by letters, digits or '_'",
-                cfg.table
-            )));
-        }
-        if !subnet.is_ipv4() {
-            return Err(bad(format!("subnet {subnet} is not IPv4")));
-        }
-        if subnet.len == 32 || !subnet.contains(IpAddr::V4(gateway)) {
-            return Err(bad(format!(
-                "gateway {gateway} is not a host address of subnet {subnet}"
-            )));
-        }
-        if cfg.nft.as_os_str().is_empty() {
-            return Err(bad("nft binary is empty".into()));
-        }
-        if !valid_interface(&net.bridge) {
-            return Err(bad(format!(
-                "bridge {:?} is not an interface name (1 to 15 letters, digits, '-', '_' or '.')",
-                net.bridge
-            )));
-        }
-        Ok(Self(Arc::new(Inner {
-            cfg,
-            net,
-            lock: tokio::sync::Mutex::new(None),
-            told_disabled: AtomicBool::new(false),
-        })))
-    }
-
-    /// The configuration in use.
-    pub fn config(&self) -> &FirewallConfig {
-        &self.0.cfg
-    }
-
-    /// Replaces the whole table, atomically, with the rendering of `doc` for the capsules this
-    /// host has (`local`: capsule uuid -> its IPv4 address). Serialized with other applies and
-    /// removes; idempotent. On failure the previous table stays in force.
-    pub async fn apply(
+/// Enforces a host's security-group document. Real: [`NftFirewall`]; no-op: [`NoFirewall`];
+/// fake: [`fake::FakeFirewall`].
+#[async_trait]
+pub trait FirewallDriver: Send + Sync + std::fmt::Debug + 'static {
+    /// Puts `doc` in force for the capsules this host has (`local`: capsule uuid -> its IPv4
+    /// address), replacing what was in force, atomically. Idempotent; on failure the previous
+    /// enforcement stays.
+    async fn apply(
         &self,
         doc: &HostFirewall,
         local: &BTreeMap<Uuid, Ipv4Addr>,
-    ) -> Result<(), FirewallError> {
-        if self.disabled() {
-            return Ok(());
-        }
-        for ip in render::shared_addresses(local) {
-            let owners: Vec<String> = local
-                .iter()
-                .filter(|(_, a)| **a == ip)
-                .map(|(id, _)| id.to_string())
-                .collect();
-            warn!(%ip, capsules = %owners.join(","), "address claimed by several capsules; none of them gets rules");
-        }
-        let cfg = &self.0.cfg;
-        let script = render(&cfg.table, &self.0.net, doc, local);
-        let named = local
-            .keys()
-            .filter(|id| doc.capsules.contains_key(id))
-            .count();
-        // The first line names the epoch; the rules are the rest.
-        let rules = script.split_once('\n').map_or("", |(_, rest)| rest);
-        let mut last = self.0.lock.lock().await;
-        if last.as_deref() == Some(rules) {
-            debug!(table = %cfg.table, epoch = doc.epoch, "security groups unchanged; nft not run");
-            return Ok(());
-        }
-        *last = None;
-        let started = Instant::now();
-        self.run("apply", &script).await?;
-        *last = Some(rules.to_owned());
-        info!(
-            table = %cfg.table,
-            epoch = doc.epoch,
-            capsules = named,
-            unnamed = local.len() - named,
-            groups = doc.groups.len(),
-            ms = started.elapsed().as_millis() as u64,
-            "security groups applied"
-        );
-        Ok(())
-    }
+    ) -> Result<(), FirewallError>;
 
-    /// Deletes the table if present (absent is fine; idempotent).
-    pub async fn remove(&self) -> Result<(), FirewallError> {
-        if self.disabled() {
-            return Ok(());
-        }
-        let table = &self.0.cfg.table;
-        // One transaction: declaring the table first makes the delete succeed when absent.
-        let script = format!("table inet {table} {{}}\ndelete table inet {table}\n");
-        let mut last = self.0.lock.lock().await;
-        *last = None;
-        self.run("remove", &script).await?;
-        info!(%table, "security-group table removed");
-        Ok(())
-    }
+    /// Removes all enforcement (idempotent).
+    async fn remove(&self) -> Result<(), FirewallError>;
 
-    /// Whether enforcement is off (logged once).
-    fn disabled(&self) -> bool {
-        if self.0.cfg.enabled {
-            return false;
-        }
-        if !self.0.told_disabled.swap(true, Ordering::Relaxed) {
-            debug!(table = %self.0.cfg.table, "security groups disabled; not touching nftables");
-        }
-        true
-    }
-
-    /// Runs `nft -f -` (in the configured namespace) with `script` on stdin.
-    async fn run(&self, action: &'static str, script: &str) -> Result<(), FirewallError> {
-        let cfg = &self.0.cfg;
-        let (program, args) = command_line(&cfg.nft, cfg.netns.as_deref());
-        let command = std::iter::once(&program)
-            .chain(&args)
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ");
-        debug!(table = %cfg.table, %command, bytes = script.len(), action, "running nft");
-        let spawn_error = |source| FirewallError::Spawn {
-            table: cfg.table.clone(),
-            action,
-            command: command.clone(),
-            source,
-        };
-        let mut child = tokio::process::Command::new(&program)
-            .args(&args)
-            .env("PATH", path_env())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(spawn_error)?;
-        if let Some(mut stdin) = child.stdin.take() {
-            // nft reads the whole script before it acts; a write error shows as its exit.
-            let _ = stdin.write_all(script.as_bytes()).await;
-            let _ = stdin.shutdown().await;
-        }
-        let out = child.wait_with_output().await.map_err(spawn_error)?;
-        if out.status.success() {
-            return Ok(());
-        }
-        Err(FirewallError::Nft {
-            table: cfg.table.clone(),
-            action,
-            command,
-            code: out.status.code(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        })
-    }
+    /// The driver's name, for logs: `nftables`, `none`, `fake`.
+    fn name(&self) -> &'static str;
 }
 
-/// The program and arguments that run `nft -f -`, inside `netns` if given.
-fn command_line(nft: &Path, netns: Option<&Path>) -> (OsString, Vec<OsString>) {
-    let nft_args = [OsString::from("-f"), OsString::from("-")];
-    match netns {
-        None => (nft.as_os_str().to_owned(), nft_args.to_vec()),
-        Some(ns) => {
-            let mut enter = OsString::from("--net=");
-            enter.push(ns);
-            let mut args = vec![enter, nft.as_os_str().to_owned()];
-            args.extend(nft_args);
-            (OsString::from("nsenter"), args)
-        }
+/// The driver `cfg` asks for, on the capsule network `net`: [`NoFirewall`] when `enabled =
+/// false`, else [`NftFirewall`] (its configuration checked; nothing on the host touched).
+/// Without the table there is no host guard either: capsules then reach the host's services.
+pub fn from_config(
+    cfg: FirewallConfig,
+    net: CapsuleNet,
+) -> Result<Arc<dyn FirewallDriver>, FirewallError> {
+    if !cfg.enabled {
+        tracing::warn!(table = %cfg.table, "security groups disabled: no nftables table, so neither security groups nor the host guard keep capsules from the host's services");
+        return Ok(Arc::new(NoFirewall));
     }
-}
-
-/// `PATH` for nft and nsenter: Debian keeps nft in `/usr/sbin`, which a service's `PATH` may
-/// lack.
-fn path_env() -> OsString {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    for extra in ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
-        if !dirs.iter().any(|d| d == Path::new(extra)) {
-            dirs.push(PathBuf::from(extra));
-        }
-    }
-    std::env::join_paths(dirs).unwrap_or(path)
+    Ok(Arc::new(NftFirewall::new(cfg, net)?))
 }
 
 #[cfg(test)]

@@ -1,12 +1,15 @@
 //! Unit tests: the rendered script, checked as text (nft itself parses it in
-//! `tests/firewall.rs`), the configuration checks, and running a stand-in nft.
+//! `tests/firewall.rs`), the configuration checks and the choice of driver, and running a
+//! stand-in nft.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::path::Path;
 
 use capsule_types::secgroup::{Cidr, Direction, Ethertype, FirewallRule, HostFirewall};
 use uuid::Uuid;
 
+use super::nft::command_line;
 use super::render::chain_name;
 use super::*;
 
@@ -453,29 +456,29 @@ fn config_defaults_and_checks() {
         table: table.into(),
         ..FirewallConfig::default()
     };
-    assert!(Firewall::new(with("capsule_sg"), net()).is_ok());
+    assert!(NftFirewall::new(with("capsule_sg"), net()).is_ok());
     for bad in ["", "1abc", "a-b", "a b", "a;b"] {
-        let e = Firewall::new(with(bad), net()).expect_err(bad);
+        let e = NftFirewall::new(with(bad), net()).expect_err(bad);
         assert!(matches!(e, FirewallError::Config { .. }), "{e}");
     }
     let v6 = CapsuleNet {
         subnet: cidr("fd00::/64"),
         ..net()
     };
-    let e = Firewall::new(with("t"), v6).expect_err("IPv6 subnet");
+    let e = NftFirewall::new(with("t"), v6).expect_err("IPv6 subnet");
     assert!(e.to_string().contains("not IPv4"), "{e}");
     let elsewhere = CapsuleNet {
         gateway: Ipv4Addr::new(10, 90, 0, 1),
         ..net()
     };
-    let e = Firewall::new(with("t"), elsewhere).expect_err("gateway");
+    let e = NftFirewall::new(with("t"), elsewhere).expect_err("gateway");
     assert!(e.to_string().contains("table inet t"), "{e}");
     for bad in ["", "a\"b", "sixteen-chars-xx", "br 0", "br;0"] {
         let bridge = CapsuleNet {
             bridge: bad.into(),
             ..net()
         };
-        let e = Firewall::new(with("t"), bridge).expect_err(bad);
+        let e = NftFirewall::new(with("t"), bridge).expect_err(bad);
         assert!(e.to_string().contains("interface name"), "{e}");
     }
 }
@@ -500,7 +503,7 @@ async fn disabled_does_nothing() {
         nft: PathBuf::from("/nonexistent/nft"),
         ..FirewallConfig::default()
     };
-    let fw = Firewall::new(cfg, net()).expect("config");
+    let fw = from_config(cfg, net()).expect("config");
     fw.apply(&HostFirewall::default(), &BTreeMap::new())
         .await
         .expect("apply when disabled");
@@ -515,7 +518,7 @@ async fn spawn_failure_names_the_table() {
         table: "t_spawn".into(),
         ..FirewallConfig::default()
     };
-    let fw = Firewall::new(cfg, net()).expect("config");
+    let fw = NftFirewall::new(cfg, net()).expect("config");
     let e = fw.remove().await.expect_err("no such binary");
     assert!(matches!(e, FirewallError::Spawn { .. }), "{e}");
     assert!(e.to_string().contains("table inet t_spawn"), "{e}");
@@ -543,7 +546,7 @@ async fn failure_carries_stderr_and_the_script_went_to_stdin() {
         table: "t_fail".into(),
         ..FirewallConfig::default()
     };
-    let fw = Firewall::new(cfg, net()).expect("config");
+    let fw = NftFirewall::new(cfg, net()).expect("config");
     let d = doc(&[(A, &[])], &[]);
     let l = local(&[(A, 2)]);
     // A fork elsewhere in this test process may briefly hold the script open for writing.

@@ -6,10 +6,15 @@
 //! layer chain as committed snapshots named by chain id. A container's rootfs is an active
 //! snapshot on the image's top chain id, mounted by the agent. Registries are reached with
 //! `oci-client` through the hosts `hosts.toml` files name (mirrors first).
+//!
+//! The pod runtime sees this part through [`ImageDriver`]: [`ImageStore`] is the real driver,
+//! [`fake::FakeImages`] a recording fake.
 
 mod archive;
 mod ctd;
+mod driver;
 mod error;
+pub mod fake;
 mod hosts;
 mod mount;
 mod oci;
@@ -24,6 +29,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use tracing::Instrument;
 
+pub use driver::ImageDriver;
 pub use error::{AttemptFailure, ImageError, PullAttempt};
 pub use reference::{normalize, ImageRef};
 pub use types::{Image, ImageConfig, PullPolicy, RunConfig};

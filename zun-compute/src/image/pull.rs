@@ -53,7 +53,7 @@ async fn pull_image(inner: &Inner, r: &ImageRef) -> Result<Image, ImageError> {
                 break;
             }
             Err(e) => {
-                tracing::info!(host = %host.url(), error = %e, "registry host cannot serve the image");
+                tracing::info!(host = %host.url(), error = %crate::chain::Chain(&e), "registry host cannot serve the image");
                 attempts.push(PullAttempt {
                     host: host.url(),
                     failure: AttemptFailure::of(&e),

@@ -15,7 +15,7 @@
 //!
 //! This module is the process: the fork and the readiness report, the setup and the poll loop
 //! with its signals. The containers' life is in the sibling module `lifecycle`, the clients and
-//! their protocol in `server`.
+//! their protocol in `server`, the state they share in `state`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
@@ -26,7 +26,6 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use libcontainer::container::Container;
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -35,16 +34,12 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{dup2, pipe2, Pid};
 
-use super::cgroup::{self, Hierarchy};
-use super::lifecycle::{Pipe, Stopping, Unit, BACKOFF_START, DEFAULT_GRACE};
+use super::cgroup;
 use super::plan::Plan;
-use super::server::Client;
 use super::spec::{self, Host};
-use super::status::{ContainerState, ContainerStatus, Phase, Status};
+use super::state::{io_err, Shim, Unit, BACKOFF_START, DEFAULT_GRACE, LOCK_FILE};
+use super::status::{ContainerState, ContainerStatus, Phase};
 use super::{error_chain, PID_FILE, SHIM_LOG_FILE, SOCKET_FILE};
-
-/// Locked by the running shim.
-pub(super) const LOCK_FILE: &str = "shim.lock";
 
 /// Runs `capsule-shim start --dir <dir>`: returns the process's exit code (in the parent; the
 /// child, the shim, exits on its own).
@@ -132,33 +127,6 @@ fn wait_ready(ready: OwnedFd, child: Pid) -> i32 {
         None => eprintln!("capsule-shim: the shim exited before it was ready ({status:?})"),
     }
     1
-}
-
-pub(super) struct Shim {
-    pub(super) dir: PathBuf,
-    pub(super) plan: Plan,
-    pub(super) host: Host,
-    pub(super) hierarchies: Vec<Hierarchy>,
-    pub(super) phase: Phase,
-    pub(super) reason: Option<String>,
-    pub(super) sandbox: Option<Container>,
-    pub(super) sandbox_pid: Option<i32>,
-    pub(super) units: Vec<Unit>,
-    pub(super) n_init: usize,
-    pub(super) next_init: usize,
-    pub(super) listener: UnixListener,
-    signals: SignalFd,
-    pub(super) clients: Vec<Client>,
-    pub(super) pipes: Vec<Pipe>,
-    pub(super) stopping: Option<Stopping>,
-    pub(super) last_sent: Option<Status>,
-    pub(super) exit: bool,
-    /// Held until the process exits: no second shim for the capsule.
-    _lock: Flock<File>,
-}
-
-pub(super) fn io_err(what: impl std::fmt::Display) -> impl FnOnce(io::Error) -> String {
-    move |e| format!("{what}: {e}")
 }
 
 fn open_log(path: &Path) -> io::Result<File> {

@@ -6,7 +6,6 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -23,17 +22,14 @@ use nix::unistd::{pipe2, Pid};
 use oci_spec::runtime::Spec;
 
 use super::cgroup;
-use super::daemon::{io_err, Shim, LOCK_FILE};
 use super::log::{timestamp, LineSplitter, Stream};
-use super::plan::{ContainerPlan, SANDBOX_CGROUP};
+use super::plan::SANDBOX_CGROUP;
 use super::protocol::ShutdownReply;
-use super::server::send;
 use super::spec;
-use super::status::{ContainerState, ContainerStatus, Phase};
+use super::state::{io_err, send, Pipe, Shim, Stage, Stopping, Unit, BACKOFF_START, LOCK_FILE};
+use super::status::{ContainerState, Phase};
 use super::{error_chain, netlink, PID_FILE, SOCKET_FILE};
 
-pub(super) const DEFAULT_GRACE: Duration = Duration::from_secs(10);
-pub(super) const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(10);
 /// A container that ran this long starts its back-off over.
 const BACKOFF_RESET: Duration = Duration::from_secs(10);
@@ -70,41 +66,6 @@ fn default_sigpipe() -> nix::Result<()> {
     // runs in the container's init process just before exec.
     unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) }
         .map(drop)
-}
-
-/// One container of the capsule and what the shim knows of it.
-pub(super) struct Unit {
-    pub(super) plan: ContainerPlan,
-    /// libcontainer's id.
-    pub(super) id: String,
-    pub(super) cgroup: String,
-    pub(super) status: ContainerStatus,
-    pub(super) container: Option<Container>,
-    pub(super) bundle: Option<PathBuf>,
-    pub(super) started: Option<Instant>,
-    pub(super) backoff: Duration,
-    pub(super) restart_at: Option<Instant>,
-    pub(super) log: Rc<File>,
-}
-
-pub(super) struct Pipe {
-    pub(super) fd: OwnedFd,
-    splitter: LineSplitter,
-    log: Rc<File>,
-    pub(super) closed: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stage {
-    Containers,
-    Sandbox,
-    Done,
-}
-
-pub(super) struct Stopping {
-    stage: Stage,
-    pub(super) deadline: Instant,
-    killed: bool,
 }
 
 impl Shim {
@@ -636,6 +597,9 @@ fn delete(container: Option<Container>, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shim::plan::ContainerPlan;
+    use crate::shim::status::ContainerStatus;
+    use std::rc::Rc;
 
     #[test]
     fn backoff_doubles_to_the_cap_and_resets_after_a_long_run() {

@@ -7,7 +7,8 @@
 //!   their parent and reaper, writes their output to CRI-format logs, applies the restart
 //!   policy and answers newline-delimited JSON on `<dir>/shim.sock`;
 //! - the agent's side ([`spawn`], [`status`], [`watch`], [`shutdown`], [`is_alive`]), async on
-//!   tokio, which never clones a container itself.
+//!   tokio, which never clones a container itself. The pod runtime reaches it through
+//!   [`ShimDriver`]: [`Shims`] is the real driver, [`fake::FakeShims`] a recording fake.
 //!
 //! The agent writes a [`Plan`] to `<dir>/plan.json` and starts the shim; the shim answers
 //! [`Status`]es. Besides the files docs/runtime.md lists, the shim keeps `shim.log` (its own
@@ -17,6 +18,8 @@
 mod cgroup;
 mod client;
 pub mod daemon;
+mod driver;
+pub mod fake;
 mod lifecycle;
 mod log;
 mod netlink;
@@ -25,9 +28,11 @@ mod protocol;
 mod rootfs;
 mod server;
 mod spec;
+mod state;
 mod status;
 
 pub use client::{is_alive, shutdown, spawn, status, watch};
+pub use driver::{ShimDriver, Shims};
 pub use plan::{ContainerPlan, MountPlan, Plan, PlanError, RestartPolicy};
 pub use protocol::{ErrorReply, Request, ShutdownReply};
 pub use rootfs::{ensure_sandbox_rootfs, PAUSE};
@@ -122,6 +127,39 @@ pub enum ShimError {
         /// How long we waited.
         after: std::time::Duration,
     },
+    /// The capsule failed while starting; the words are the shim's.
+    #[error("{reason}")]
+    Failed {
+        /// Why, as the shim reported it.
+        reason: String,
+    },
+    /// The shim exited before the capsule's containers all ran.
+    #[error("the capsule's shim exited while starting it")]
+    ExitedWhileStarting,
+    /// The capsule's containers were not all running in time.
+    #[error("the capsule's containers did not all start within {seconds} s")]
+    StartTimeout {
+        /// The time allowed.
+        seconds: u64,
+    },
+    /// No shim binary is where the configuration (or the default) says.
+    #[error("no shim binary at {}", path.display())]
+    NoBinary {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// The agent's own binary, next to which the shim is by default, cannot be found.
+    #[error("cannot find my own binary")]
+    OwnBinary(#[source] std::io::Error),
+    /// The sandbox's root filesystem cannot be laid out.
+    #[error("cannot lay out {}", path.display())]
+    SandboxRootfs {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// Leftovers of a dead shim could not all be removed; every failure is listed.
     #[error("cleaning up after the shim: {}", .0.join("; "))]
     Cleanup(Vec<String>),
@@ -130,17 +168,7 @@ pub enum ShimError {
 /// An error and its sources, joined by `": "` (libcontainer's errors put the useful part at the
 /// end of the chain).
 pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
+    crate::chain::chain(err)
 }
 
 #[cfg(test)]

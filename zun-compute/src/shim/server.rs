@@ -1,39 +1,15 @@
 //! The shim's clients: connections on `shim.sock` and the newline-delimited JSON protocol
 //! (status, watch, shutdown) they speak.
 
-use std::io::{self, Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::{self, Read};
 use std::time::Duration;
 
-use serde::Serialize;
-
-use super::daemon::Shim;
-use super::lifecycle::DEFAULT_GRACE;
 use super::protocol::{ErrorReply, Request};
-use super::status::Status;
+use super::state::{send, Client, Shim, DEFAULT_GRACE};
 
 const MAX_REQUEST: usize = 64 * 1024;
-const MAX_PENDING_OUTPUT: usize = 4 * 1024 * 1024;
-
-pub(super) struct Client {
-    pub(super) stream: UnixStream,
-    input: Vec<u8>,
-    pub(super) output: Vec<u8>,
-    watching: bool,
-    pub(super) awaiting_shutdown: bool,
-    pub(super) closed: bool,
-}
 
 impl Shim {
-    fn status(&self) -> Status {
-        Status {
-            phase: self.phase,
-            reason: self.reason.clone(),
-            sandbox_pid: self.sandbox_pid,
-            containers: self.units.iter().map(|u| u.status.clone()).collect(),
-        }
-    }
-
     pub(super) fn accept(&mut self) {
         loop {
             match self.listener.accept() {
@@ -113,53 +89,5 @@ impl Shim {
             }
         }
         self.flush_client(i);
-    }
-
-    pub(super) fn flush_client(&mut self, i: usize) {
-        let c = &mut self.clients[i];
-        while !c.output.is_empty() {
-            match c.stream.write(&c.output) {
-                Ok(0) => {
-                    c.closed = true;
-                    return;
-                }
-                Ok(n) => {
-                    c.output.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    c.closed = true;
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Sends the status to every watcher if it changed since the last time.
-    pub(super) fn broadcast(&mut self) {
-        let s = self.status();
-        if self.last_sent.as_ref() == Some(&s) {
-            return;
-        }
-        for i in 0..self.clients.len() {
-            if self.clients[i].watching && !self.clients[i].closed {
-                send(&mut self.clients[i], &s);
-                self.flush_client(i);
-            }
-        }
-        self.last_sent = Some(s);
-    }
-}
-
-pub(super) fn send<T: Serialize>(c: &mut Client, value: &T) {
-    if c.output.len() > MAX_PENDING_OUTPUT {
-        // A watcher that does not read: let it go.
-        c.closed = true;
-        return;
-    }
-    if let Ok(mut line) = serde_json::to_vec(value) {
-        line.push(b'\n');
-        c.output.extend_from_slice(&line);
     }
 }

@@ -11,6 +11,15 @@ use crate::notes::{exit_note, stderr_note};
 /// Why a volume operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {
+    /// A volume attached to a capsule of this host cannot be deleted.
+    #[error("volume {id} is attached on this host; it is removed once its capsule is deleted")]
+    Attached {
+        /// The volume.
+        id: Uuid,
+    },
+    /// This host keeps no volumes (`[volume] driver = "none"`).
+    #[error("Volumes are not available on this host: no volume driver is configured.")]
+    NotConfigured,
     /// `[volume]` is unusable (a binary it names cannot be found, ...).
     #[error("invalid volume configuration for {}: {reason}", path.display())]
     Config {

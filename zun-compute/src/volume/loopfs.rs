@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use tokio::sync::OwnedMutexGuard;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
@@ -336,6 +337,7 @@ impl LoopVolumes {
     }
 }
 
+#[async_trait]
 impl VolumeDriver for LoopVolumes {
     async fn create(&self, id: Uuid, size_bytes: u64) -> Result<(), VolumeError> {
         if size_bytes < MIN_VOLUME_BYTES {

@@ -1,25 +1,35 @@
 //! Cinder-like block volumes on the compute host: each volume is a sparse file formatted ext4,
 //! mounted through a loop device while attached, and its mount point bound into containers.
 //!
-//! [`VolumeDriver`] is what the rest of the agent sees; [`LoopVolumes`] is the real driver. A
+//! [`VolumeDriver`] is what the rest of the agent sees, chosen from `[volume] driver` at start
+//! ([`from_config`]): [`LoopVolumes`] is the real driver, [`NoVolumes`] refuses every volume
+//! (a host without them), [`MarkerVolumes`] are the fake runtime's (marker files),
+//! [`fake::FakeVolumes`] is a recording fake for unit tests. A
 //! volume `id` lives in `<dir>/<id>.img` and is mounted at `<dir>/mnt/<id>`. Every operation is
 //! idempotent and operations on one volume are serialized; the kernel's mount table
 //! (`/proc/self/mountinfo`) is the truth about what is attached. The tools (mkfs.ext4, mount,
 //! umount, losetup) run as child processes.
 
 mod error;
+pub mod fake;
 mod loopfs;
+mod marker;
+mod none;
 
 use std::ffi::{OsStr, OsString};
-use std::future::Future;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use serde::Deserialize;
 use uuid::Uuid;
 
 pub use error::VolumeError;
 pub use loopfs::LoopVolumes;
+pub use marker::MarkerVolumes;
+pub use none::NoVolumes;
 
 /// The smallest volume [`VolumeDriver::create`] makes: 8 MiB.
 pub const MIN_VOLUME_BYTES: u64 = 8 << 20;
@@ -28,6 +38,9 @@ pub const MIN_VOLUME_BYTES: u64 = 8 << 20;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VolumeConfig {
+    /// Which driver keeps volumes: `loop` (the default) or `none` (capsules with volumes and
+    /// volume requests are refused).
+    pub driver: VolumeDriverKind,
     /// Where volume files (`<id>.img`) and their mount points (`mnt/<id>`) live. Empty (the
     /// default) means `<state_dir>/volumes`; a relative path is relative to the state
     /// directory (see [`VolumeConfig::dir_under`]).
@@ -45,6 +58,7 @@ pub struct VolumeConfig {
 impl Default for VolumeConfig {
     fn default() -> Self {
         Self {
+            driver: VolumeDriverKind::Loop,
             dir: PathBuf::new(),
             mkfs: PathBuf::from("mkfs.ext4"),
             mount: PathBuf::from("mount"),
@@ -66,32 +80,58 @@ impl VolumeConfig {
     }
 }
 
+/// `[volume] driver`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VolumeDriverKind {
+    /// [`LoopVolumes`].
+    #[default]
+    Loop,
+    /// [`NoVolumes`].
+    None,
+}
+
+/// The driver `cfg` asks for, keeping its volumes under `state_dir` (see
+/// [`VolumeConfig::dir_under`]).
+pub fn from_config(
+    cfg: &VolumeConfig,
+    state_dir: &Path,
+) -> Result<Arc<dyn VolumeDriver>, VolumeError> {
+    Ok(match cfg.driver {
+        VolumeDriverKind::Loop => Arc::new(LoopVolumes::new(cfg.clone(), state_dir)?),
+        VolumeDriverKind::None => Arc::new(NoVolumes),
+    })
+}
+
 /// Makes, attaches, detaches and deletes the host's block volumes.
-pub trait VolumeDriver: Send + Sync + 'static {
+#[async_trait]
+pub trait VolumeDriver: Send + Sync + std::fmt::Debug + 'static {
+    /// Ok if this driver can keep volumes at all (checked before a capsule with volumes
+    /// makes anything); [`VolumeError::NotConfigured`] if not.
+    fn available(&self) -> Result<(), VolumeError> {
+        Ok(())
+    }
+
     /// Makes volume `id` of `size_bytes` (a sparse file formatted ext4), not attached.
     /// Idempotent: if a finished volume `id` exists, Ok without touching it (its data is
     /// kept); a half-made one (the temp file of an interrupted create) is removed and made
     /// again. The file only gets its final name once formatted, so a crash never leaves a
     /// half-formatted volume. Sizes below [`MIN_VOLUME_BYTES`] are refused.
-    fn create(
-        &self,
-        id: Uuid,
-        size_bytes: u64,
-    ) -> impl Future<Output = Result<(), VolumeError>> + Send;
+    async fn create(&self, id: Uuid, size_bytes: u64) -> Result<(), VolumeError>;
 
     /// Mounts volume `id` (read-write, nodev, nosuid) at its mount point and returns the mount
     /// point (the directory to bind into containers). Idempotent: already mounted returns the
     /// path. A volume that does not exist is [`VolumeError::NotFound`].
-    fn attach(&self, id: Uuid) -> impl Future<Output = Result<PathBuf, VolumeError>> + Send;
+    async fn attach(&self, id: Uuid) -> Result<PathBuf, VolumeError>;
 
     /// Unmounts volume `id`, releases its loop device and removes its empty mount point.
     /// Idempotent: not mounted or unknown is Ok. A file system still in use is
     /// [`VolumeError::Busy`] (it stays attached).
-    fn detach(&self, id: Uuid) -> impl Future<Output = Result<(), VolumeError>> + Send;
+    async fn detach(&self, id: Uuid) -> Result<(), VolumeError>;
 
     /// Detaches volume `id` if attached and removes its file (its data is gone). Idempotent:
     /// unknown is Ok.
-    fn delete(&self, id: Uuid) -> impl Future<Output = Result<(), VolumeError>> + Send;
+    async fn delete(&self, id: Uuid) -> Result<(), VolumeError>;
 
     /// The volumes that exist on this host (finished volume files), sorted.
     fn list(&self) -> Result<Vec<Uuid>, VolumeError>;

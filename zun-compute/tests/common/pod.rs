@@ -139,28 +139,14 @@ impl Drop for PodHost {
                 if ids.is_empty() {
                     return;
                 }
-                let images = zun_compute::image::ImageStore::connect(&cfg.image)
-                    .await
-                    .unwrap();
-                let network = zun_compute::network::Network::new(cfg.network.clone()).unwrap();
-                let volumes = zun_compute::volume::LoopVolumes::new(
-                    cfg.volume.clone(),
-                    &cfg.compute.state_dir,
-                )
-                .unwrap();
-                let driver = zun_compute::driver::pod::PodDriver::new(
-                    &cfg.compute.state_dir,
-                    cfg.pod.clone(),
-                    images,
-                    network,
-                )
-                .await
-                .unwrap()
-                .with_volumes(volumes);
+                // The table goes whole below: no firewall for this teardown.
+                let mut cfg = cfg;
+                cfg.firewall.enabled = false;
+                let drivers = zun_compute::start::pod_drivers(&cfg).await.unwrap();
                 for id in ids {
                     eprintln!("cleanup: tearing down capsule {id} left by the test");
-                    if let Err(e) = zun_compute::driver::RuntimeDriver::delete(&driver, id).await {
-                        eprintln!("cleanup of {id}: {e}");
+                    if let Err(e) = drivers.capsules.delete(id).await {
+                        eprintln!("cleanup of {id}: {}", zun_compute::chain::chain(&e));
                     }
                 }
             });

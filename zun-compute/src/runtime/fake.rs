@@ -2,10 +2,12 @@
 //! restart, as real containers do) and reports them running, without running anything. It
 //! appends every create and delete it performs to a journal, which tests read to prove that no
 //! request was carried out twice. Used in tests, and on hosts until the pod runtime is there.
+//! Its volumes are [`crate::volume::MarkerVolumes`] journaling to the same file; its security
+//! groups are kept (in `firewall.json` beside its table) and enforced by no driver.
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -15,7 +17,44 @@ use capsule_types::rpc::{
 use capsule_types::CapsuleStatus;
 use uuid::Uuid;
 
-use super::{DriverError, RuntimeDriver};
+use super::{RuntimeDriver, RuntimeError};
+
+/// Why the fake runtime's files failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FakeError {
+    /// A file could not be used.
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        /// What was done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The table could not be encoded.
+    #[error("cannot encode the fake runtime's table")]
+    Encode(#[source] serde_json::Error),
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> FakeError + 'a {
+    move |source| FakeError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The journal the fake runtime (and its volumes) append to: one `<what> <uuid>` line each.
+pub(crate) fn journal(path: &Path, what: &str, id: Uuid) -> Result<(), FakeError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| writeln!(f, "{what} {id}"))
+        .map_err(io("write", path))
+}
 
 /// The fake runtime.
 #[derive(Debug)]
@@ -26,8 +65,6 @@ pub struct FakeRuntime {
     lock: Mutex<()>,
     /// Nothing changes by itself here; kept so `changes` receivers stay open.
     changes: tokio::sync::broadcast::Sender<Uuid>,
-    /// The firewall it would enforce (tests read it).
-    firewall: super::secgroups::SecurityGroups,
 }
 
 /// The reason the fake runtime gives for the capsules it "runs".
@@ -35,22 +72,25 @@ pub const FAKE_REASON: &str = "fake runtime driver: no containers are run on thi
 
 impl FakeRuntime {
     /// A fake runtime keeping its files in `dir`; each create takes `create_delay`.
-    pub fn new(dir: &std::path::Path, create_delay: Duration) -> Result<Self, DriverError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| DriverError(format!("cannot create {}: {e}", dir.display())))?;
+    pub fn new(dir: &Path, create_delay: Duration) -> Result<Self, FakeError> {
+        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
         Ok(Self {
             table: dir.join("fake-runtime.json"),
             journal: dir.join("fake-runtime.journal"),
             create_delay,
             lock: Mutex::new(()),
             changes: tokio::sync::broadcast::channel(1).0,
-            firewall: super::secgroups::SecurityGroups::load(&dir.join("firewall.json")),
         })
     }
 
-    /// The firewall document in force (what the pod driver would render into nftables).
-    pub fn firewall(&self) -> capsule_types::secgroup::HostFirewall {
-        self.firewall.current()
+    /// Where its security-group document is kept.
+    pub fn firewall_file(&self) -> PathBuf {
+        self.table.with_file_name("firewall.json")
+    }
+
+    /// Its journal.
+    pub fn journal_file(&self) -> &Path {
+        &self.journal
     }
 
     fn load(&self) -> BTreeMap<Uuid, CapsuleState> {
@@ -60,32 +100,22 @@ impl FakeRuntime {
             .unwrap_or_default()
     }
 
-    fn save(&self, t: &BTreeMap<Uuid, CapsuleState>) -> Result<(), DriverError> {
+    fn save(&self, t: &BTreeMap<Uuid, CapsuleState>) -> Result<(), FakeError> {
         let tmp = self.table.with_extension("tmp");
-        let bytes = serde_json::to_vec(t).map_err(|e| DriverError(e.to_string()))?;
+        let bytes = serde_json::to_vec(t).map_err(FakeError::Encode)?;
         std::fs::write(&tmp, bytes)
             .and_then(|()| std::fs::rename(&tmp, &self.table))
-            .map_err(|e| DriverError(format!("cannot write {}: {e}", self.table.display())))
+            .map_err(io("write", &self.table))
     }
 
-    /// The file standing for volume `id` (empty: the fake runtime keeps no data).
-    fn volume_file(&self, id: Uuid) -> PathBuf {
-        self.table.with_file_name(format!("fake-volume-{id}"))
-    }
-
-    fn journal(&self, what: &str, id: Uuid) -> Result<(), DriverError> {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.journal)
-            .and_then(|mut f| writeln!(f, "{what} {id}"))
-            .map_err(|e| DriverError(format!("cannot write {}: {e}", self.journal.display())))
+    fn journal(&self, what: &str, id: Uuid) -> Result<(), FakeError> {
+        journal(&self.journal, what, id)
     }
 
     fn with_table<T>(
         &self,
-        f: impl FnOnce(&mut BTreeMap<Uuid, CapsuleState>) -> Result<T, DriverError>,
-    ) -> Result<T, DriverError> {
+        f: impl FnOnce(&mut BTreeMap<Uuid, CapsuleState>) -> Result<T, FakeError>,
+    ) -> Result<T, FakeError> {
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut t = self.load();
         let out = f(&mut t)?;
@@ -121,8 +151,9 @@ fn running(spec: &CapsuleSpec) -> CapsuleState {
     }
 }
 
+#[async_trait::async_trait]
 impl RuntimeDriver for FakeRuntime {
-    async fn create(&self, spec: &CapsuleSpec) -> Result<CapsuleState, DriverError> {
+    async fn create(&self, spec: &CapsuleSpec) -> Result<CapsuleState, RuntimeError> {
         tokio::time::sleep(self.create_delay).await;
         let state = running(spec);
         self.with_table(|t| {
@@ -133,7 +164,7 @@ impl RuntimeDriver for FakeRuntime {
         Ok(state)
     }
 
-    async fn delete(&self, capsule: Uuid) -> Result<(), DriverError> {
+    async fn delete(&self, capsule: Uuid) -> Result<(), RuntimeError> {
         let existed = self.with_table(|t| Ok(t.remove(&capsule).is_some()))?;
         if existed {
             self.journal("delete", capsule)?;
@@ -141,7 +172,7 @@ impl RuntimeDriver for FakeRuntime {
         Ok(())
     }
 
-    async fn inspect(&self, spec: &CapsuleSpec) -> Result<Option<CapsuleState>, DriverError> {
+    async fn inspect(&self, spec: &CapsuleSpec) -> Result<Option<CapsuleState>, RuntimeError> {
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         Ok(self.load().remove(&spec.uuid))
     }
@@ -155,42 +186,5 @@ impl RuntimeDriver for FakeRuntime {
 
     fn changes(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
         self.changes.subscribe()
-    }
-
-    async fn set_firewall(
-        &self,
-        firewall: capsule_types::secgroup::HostFirewall,
-    ) -> Result<(), DriverError> {
-        self.firewall.offer(firewall).map(|_| ())
-    }
-
-    fn firewall_epoch(&self) -> Option<u64> {
-        self.firewall.received_epoch()
-    }
-
-    async fn create_volume(&self, id: Uuid, _size_gib: u64) -> Result<(), DriverError> {
-        let path = self.volume_file(id);
-        if path.exists() {
-            return Ok(());
-        }
-        self.journal("create_volume", id)?;
-        std::fs::write(&path, b"")
-            .map_err(|e| DriverError(format!("cannot write {}: {e}", path.display())))
-    }
-
-    fn holds_volumes(&self, _capsule: Uuid) -> bool {
-        false
-    }
-
-    async fn delete_volume(&self, id: Uuid) -> Result<(), DriverError> {
-        let path = self.volume_file(id);
-        match std::fs::remove_file(&path) {
-            Ok(()) => self.journal("delete_volume", id),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(DriverError(format!(
-                "cannot remove {}: {e}",
-                path.display()
-            ))),
-        }
     }
 }

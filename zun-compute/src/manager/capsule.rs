@@ -1,42 +1,16 @@
-//! The capsule manager: carries out the API's requests for this host with the runtime driver,
-//! remembers every capsule in the store, and reports every state change. Every handler is
-//! idempotent: a redelivered create re-reports instead of rebuilding, a create for a capsule
-//! deleted here is not honoured, a delete of an unknown capsule just reports it gone.
+//! The manager's capsules: create, delete, sync and reconcile them through the runtime, and
+//! answer for their logs. A redelivered create re-reports instead of rebuilding, a create for a
+//! capsule deleted here is not honoured, a delete of an unknown capsule just reports it gone,
+//! and a create interrupted by a restart is cleared and done again.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex as StdMutex};
-
-use capsule_types::rpc::{
-    CapsuleSpec, CapsuleState, ComputeRequest, LogQuery, LogsReply, VolumeHostState,
-};
+use capsule_types::rpc::{CapsuleSpec, CapsuleState, LogQuery, LogsReply};
 use capsule_types::CapsuleStatus;
-use rpc::RpcError;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::driver::RuntimeDriver;
-use crate::reporter::Reporter;
-use crate::store::{Record, Store, StoreError};
-
-/// Why a request must be retried later (nothing about it was lost).
-#[derive(Debug, thiserror::Error)]
-pub enum ManagerError {
-    /// The state directory failed.
-    #[error("local state")]
-    Store(#[from] StoreError),
-    /// A report that must precede the acknowledgement could not be sent.
-    #[error("cannot report to the conductor")]
-    Report(#[from] RpcError),
-}
-
-/// The manager of one host.
-#[derive(Debug)]
-pub struct Manager<D> {
-    driver: D,
-    store: Store,
-    reporter: Reporter,
-    locks: StdMutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
-}
+use super::{Manager, ManagerError};
+use crate::chain::Chain;
+use crate::store::{Record, StoreError};
 
 fn error_state(spec: &CapsuleSpec, reason: String) -> CapsuleState {
     CapsuleState {
@@ -60,27 +34,7 @@ fn creating(spec: &CapsuleSpec) -> CapsuleState {
     }
 }
 
-impl<D: RuntimeDriver> Manager<D> {
-    /// A manager over `driver`, remembering in `store`, reporting through `reporter`.
-    pub fn new(driver: D, store: Store, reporter: Reporter) -> Self {
-        Self {
-            driver,
-            store,
-            reporter,
-            locks: StdMutex::new(HashMap::new()),
-        }
-    }
-
-    /// The reporter (for heartbeats).
-    pub fn reporter(&self) -> &Reporter {
-        &self.reporter
-    }
-
-    /// The epoch of the newest firewall the API sent since start (for heartbeats).
-    pub fn firewall_epoch(&self) -> Option<u64> {
-        self.driver.firewall_epoch()
-    }
-
+impl Manager {
     /// The capsules this host has.
     pub fn capsules(&self) -> Result<Vec<Uuid>, StoreError> {
         Ok(self
@@ -91,75 +45,8 @@ impl<D: RuntimeDriver> Manager<D> {
             .collect())
     }
 
-    /// Serializes work on one capsule.
-    fn lock(&self, id: Uuid) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(id).or_default().clone()
-    }
-
-    /// Carries out one request.
-    pub async fn handle(&self, req: ComputeRequest) -> Result<(), ManagerError> {
-        match req {
-            ComputeRequest::CreateCapsule { capsule } => self.create(*capsule).await,
-            ComputeRequest::DeleteCapsule { capsule } => self.delete(capsule).await,
-            ComputeRequest::SyncCapsules { capsules } => self.sync(&capsules).await,
-            ComputeRequest::SetFirewall { firewall } => {
-                let epoch = firewall.epoch;
-                // A firewall that cannot be applied now is not retried from the queue: the
-                // next heartbeat still shows the old epoch, and the API sends it again.
-                if let Err(e) = self.driver.set_firewall(*firewall).await {
-                    tracing::error!(epoch, error = %e, "cannot apply the firewall");
-                }
-                Ok(())
-            }
-            ComputeRequest::CreateVolume { volume, size_gib } => {
-                self.create_volume(volume, size_gib).await
-            }
-            ComputeRequest::DeleteVolume { volume } => self.delete_volume(volume).await,
-            // A call: the agent answers it with `logs`; as a cast it has nothing to do.
-            ComputeRequest::ContainerLogs { .. } => Ok(()),
-        }
-    }
-
-    /// Makes a volume and reports it `available`, or `error` with why.
-    async fn create_volume(&self, id: Uuid, size_gib: u64) -> Result<(), ManagerError> {
-        let lock = self.lock(id);
-        let _g = lock.lock().await;
-        let started = std::time::Instant::now();
-        let (state, reason) = match self.driver.create_volume(id, size_gib).await {
-            Ok(()) => {
-                tracing::info!(volume = %id, size_gib, ms = started.elapsed().as_millis() as u64, "volume made");
-                (VolumeHostState::Available, None)
-            }
-            Err(e) => {
-                tracing::warn!(volume = %id, size_gib, error = %e, "cannot make the volume");
-                (VolumeHostState::Error, Some(e.to_string()))
-            }
-        };
-        self.reporter.volume(id, state, reason).await?;
-        Ok(())
-    }
-
-    /// Removes a volume and reports it gone, or `error` with why.
-    async fn delete_volume(&self, id: Uuid) -> Result<(), ManagerError> {
-        let lock = self.lock(id);
-        let _g = lock.lock().await;
-        let (state, reason) = match self.driver.delete_volume(id).await {
-            Ok(()) => {
-                tracing::info!(volume = %id, "volume removed");
-                (VolumeHostState::Deleted, None)
-            }
-            Err(e) => {
-                tracing::warn!(volume = %id, error = %e, "cannot remove the volume");
-                (VolumeHostState::Error, Some(e.to_string()))
-            }
-        };
-        self.reporter.volume(id, state, reason).await?;
-        Ok(())
-    }
-
     /// The logs of container `container` (its name) of capsule `id`, if this host has it.
-    pub async fn logs(&self, id: Uuid, container: &str, query: &LogQuery) -> LogsReply {
+    pub(super) async fn logs(&self, id: Uuid, container: &str, query: &LogQuery) -> LogsReply {
         let rec = match self.store.get(id) {
             Ok(Some(rec)) => rec,
             Ok(None) => {
@@ -178,15 +65,16 @@ impl<D: RuntimeDriver> Manager<D> {
                 message: format!("Capsule {id} has no container {container}."),
             };
         };
-        self.driver.logs(id, c, query).await
+        self.runtime.logs(id, c, query).await
     }
 
-    /// The driver's stream of capsules that changed by themselves.
+    /// The runtime's stream of capsules that changed by themselves.
     pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
-        self.driver.changes()
+        self.runtime.changes()
     }
 
-    async fn create(&self, spec: CapsuleSpec) -> Result<(), ManagerError> {
+    /// Creates the capsule unless this host has it or deleted it (`CreateCapsule`).
+    pub(super) async fn create(&self, spec: CapsuleSpec) -> Result<(), ManagerError> {
         let id = spec.uuid;
         let lock = self.lock(id);
         let _g = lock.lock().await;
@@ -201,16 +89,23 @@ impl<D: RuntimeDriver> Manager<D> {
                 tracing::info!(capsule = %id, "create redelivered: reporting the state again");
                 return self.report(rec).await;
             }
-            // A create was under way when the agent stopped: clear its leftovers, redo it.
-            tracing::warn!(capsule = %id, "redoing an interrupted create");
-            if let Err(e) = self.driver.delete(id).await {
-                tracing::warn!(capsule = %id, error = %e, "cleanup of the interrupted create");
-            }
+            // A create was under way when the agent stopped.
+            return self.redo(spec, "redoing an interrupted create").await;
         }
         self.build(spec).await
     }
 
-    /// Runs the driver's create, remembering the intent first so a crash midway is redone.
+    /// Clears the leftovers of an interrupted create and does it again.
+    async fn redo(&self, spec: CapsuleSpec, why: &'static str) -> Result<(), ManagerError> {
+        let id = spec.uuid;
+        tracing::warn!(capsule = %id, "{why}");
+        if let Err(e) = self.runtime.delete(id).await {
+            tracing::warn!(capsule = %id, error = %Chain(&e), "cleanup of the interrupted create");
+        }
+        self.build(spec).await
+    }
+
+    /// Runs the runtime's create, remembering the intent first so a crash midway is redone.
     async fn build(&self, spec: CapsuleSpec) -> Result<(), ManagerError> {
         let id = spec.uuid;
         self.store.put(&Record {
@@ -221,7 +116,7 @@ impl<D: RuntimeDriver> Manager<D> {
             deleting: false,
         })?;
         let state = match self
-            .driver
+            .runtime
             .create(&spec)
             .instrument(tracing::info_span!("create", capsule = %id))
             .await
@@ -231,11 +126,11 @@ impl<D: RuntimeDriver> Manager<D> {
                 s
             }
             Err(e) => {
-                tracing::warn!(capsule = %id, error = %e, "capsule create failed");
-                let mut s = error_state(&spec, e.to_string());
-                // The driver undid the create: unless its undo left them, the volumes are
+                tracing::warn!(capsule = %id, error = %Chain(&e), "capsule create failed");
+                let mut s = error_state(&spec, Chain(&e).to_string());
+                // The runtime undid the create: unless its undo left them, the volumes are
                 // free for other capsules now.
-                s.volumes_released = !self.driver.holds_volumes(id);
+                s.volumes_released = !self.volumes.held_by(id);
                 s
             }
         };
@@ -260,7 +155,7 @@ impl<D: RuntimeDriver> Manager<D> {
                 }
             }
             Err(e) => {
-                tracing::warn!(capsule = %rec.spec.uuid, error = %e, "state report deferred");
+                tracing::warn!(capsule = %rec.spec.uuid, error = %Chain(&e), "state report deferred");
                 if !rec.unreported {
                     rec.unreported = true;
                     self.store.put(&rec)?;
@@ -270,7 +165,7 @@ impl<D: RuntimeDriver> Manager<D> {
         Ok(())
     }
 
-    async fn delete(&self, id: Uuid) -> Result<(), ManagerError> {
+    pub(super) async fn delete(&self, id: Uuid) -> Result<(), ManagerError> {
         let lock = self.lock(id);
         let _g = lock.lock().await;
         self.delete_locked(id).await
@@ -287,14 +182,14 @@ impl<D: RuntimeDriver> Manager<D> {
             }
         }
         let deleted = self
-            .driver
+            .runtime
             .delete(id)
             .instrument(tracing::info_span!("delete", capsule = %id))
             .await;
         if let Err(e) = deleted {
-            tracing::warn!(capsule = %id, error = %e, "capsule delete failed");
+            tracing::warn!(capsule = %id, error = %Chain(&e), "capsule delete failed");
             if let Some(mut rec) = self.store.get(id)? {
-                rec.state = error_state(&rec.spec, format!("Delete failed: {e}"));
+                rec.state = error_state(&rec.spec, format!("Delete failed: {}", Chain(&e)));
                 rec.unreported = true;
                 rec.deleting = false;
                 self.store.put(&rec)?;
@@ -302,14 +197,14 @@ impl<D: RuntimeDriver> Manager<D> {
             }
         }
         // Report before forgetting: if the report fails, the request is retried and finds
-        // the capsule still remembered (the driver's delete is idempotent).
+        // the capsule still remembered (the runtime's delete is idempotent).
         self.reporter.deleted(id).await?;
         self.store.bury(id)?;
         tracing::info!(capsule = %id, "capsule deleted");
         Ok(())
     }
 
-    async fn sync(&self, ids: &[Uuid]) -> Result<(), ManagerError> {
+    pub(super) async fn sync(&self, ids: &[Uuid]) -> Result<(), ManagerError> {
         for rec in self.store.list()? {
             if ids.is_empty() || ids.contains(&rec.spec.uuid) {
                 self.refresh(rec).await?;
@@ -333,13 +228,11 @@ impl<D: RuntimeDriver> Manager<D> {
             return self.delete_locked(id).await;
         }
         if !rec.settled {
-            tracing::warn!(capsule = %id, "finishing a create interrupted by a restart");
-            if let Err(e) = self.driver.delete(id).await {
-                tracing::warn!(capsule = %id, error = %e, "cleanup of the interrupted create");
-            }
-            return self.build(rec.spec).await;
+            return self
+                .redo(rec.spec, "finishing a create interrupted by a restart")
+                .await;
         }
-        let actual = match self.driver.inspect(&rec.spec).await {
+        let actual = match self.runtime.inspect(&rec.spec).await {
             Ok(Some(s)) => s,
             Ok(None) if rec.state.status == CapsuleStatus::Error => rec.state.clone(),
             Ok(None) => error_state(
@@ -347,7 +240,7 @@ impl<D: RuntimeDriver> Manager<D> {
                 "The capsule's containers are gone from this host.".into(),
             ),
             Err(e) => {
-                tracing::warn!(capsule = %id, error = %e, "cannot inspect capsule");
+                tracing::warn!(capsule = %id, error = %Chain(&e), "cannot inspect capsule");
                 return Ok(());
             }
         };

@@ -1,0 +1,260 @@
+//! The pod runtime: images from the image part, a network namespace with published ports from
+//! the network part, and one shim per capsule that runs the sandbox and the containers; the
+//! capsule's volumes and security groups. It only orchestrates: each host part is a driver
+//! (`Arc<dyn ...Driver>`) tested for real on its own, and a create is a list of named steps
+//! with their undo (module `steps`), run by a small saga executor (module `saga`), so its
+//! ordering and rollback are unit-tested with the parts' fakes (module `tests`).
+
+mod error;
+pub mod layout;
+mod plan;
+mod saga;
+mod state;
+mod steps;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use capsule_types::rpc::{CapsuleSpec, CapsuleState, ContainerRef, LogQuery, LogsReply};
+use capsule_types::CapsuleStatus;
+use tokio::sync::broadcast;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+pub use error::{CapsulesDirError, CreateFailed, StepError, TeardownError, UndoError};
+pub use layout::CapsuleDirs;
+pub use steps::{Step, CREATE, TEARDOWN};
+
+use super::{RuntimeDriver, RuntimeError};
+use crate::chain::Chain;
+use crate::config::PodConfig;
+use crate::firewall::SecurityGroups;
+use crate::image::ImageDriver;
+use crate::network::NetworkDriver;
+use crate::shim::{Phase, ShimDriver, Status};
+use crate::volume::VolumeDriver;
+use layout::NETWORK_FILE;
+use plan::shim_name;
+use state::capsule_state;
+use steps::{Make, Unmake};
+
+/// The host parts the pod runtime orchestrates.
+#[derive(Clone, Debug)]
+pub struct Parts {
+    /// Images and root filesystems.
+    pub images: Arc<dyn ImageDriver>,
+    /// The capsule network.
+    pub network: Arc<dyn NetworkDriver>,
+    /// The capsules' shims.
+    pub shims: Arc<dyn ShimDriver>,
+    /// Volumes.
+    pub volumes: Arc<dyn VolumeDriver>,
+    /// The security groups in force (shared with the manager, which receives them).
+    pub firewall: Arc<SecurityGroups>,
+}
+
+/// The pod runtime.
+#[derive(Debug)]
+pub struct PodRuntime {
+    images: Arc<dyn ImageDriver>,
+    network: Arc<dyn NetworkDriver>,
+    shims: Arc<dyn ShimDriver>,
+    volumes: Arc<dyn VolumeDriver>,
+    firewall: Arc<SecurityGroups>,
+    dirs: CapsuleDirs,
+    cfg: PodConfig,
+    changes: broadcast::Sender<Uuid>,
+    watchers: Mutex<HashMap<Uuid, tokio::task::JoinHandle<()>>>,
+}
+
+impl PodRuntime {
+    /// A runtime over `parts` keeping capsules in `dirs`, following every capsule whose shim
+    /// runs (after an agent restart they are still running).
+    pub fn new(dirs: CapsuleDirs, cfg: PodConfig, parts: Parts) -> Result<Self, CapsulesDirError> {
+        let dir_error = |action| {
+            let path = dirs.root().to_owned();
+            move |source| CapsulesDirError {
+                action,
+                path,
+                source,
+            }
+        };
+        std::fs::create_dir_all(dirs.root()).map_err(dir_error("create"))?;
+        let found = dirs.list().map_err(dir_error("list"))?;
+        let rt = Self {
+            images: parts.images,
+            network: parts.network,
+            shims: parts.shims,
+            volumes: parts.volumes,
+            firewall: parts.firewall,
+            dirs,
+            cfg,
+            changes: broadcast::channel(1024).0,
+            watchers: Mutex::default(),
+        };
+        for (id, dir) in found {
+            if rt.shims.is_alive(&dir) {
+                rt.watch(id);
+            }
+        }
+        Ok(rt)
+    }
+
+    /// Runs the create's steps; on failure, the steps done are undone and the error says
+    /// which step failed and what the undo did.
+    pub async fn build(&self, spec: &CapsuleSpec) -> Result<CapsuleState, CreateFailed> {
+        let make = Make::new(self, spec);
+        match saga::run(&make, CREATE).await {
+            Ok(()) => {
+                // Set by the shim step, which succeeded.
+                let status = make.status.get().cloned().unwrap_or(Status {
+                    phase: Phase::Starting,
+                    reason: None,
+                    sandbox_pid: None,
+                    containers: Vec::new(),
+                });
+                Ok(capsule_state(
+                    spec,
+                    &status,
+                    make.attachment.get(),
+                    self.network.name(),
+                ))
+            }
+            Err(failed) => {
+                for (step, e) in &failed.also {
+                    warn!(capsule = %spec.uuid, step = step.name(), error = %Chain(e), "create step failed too");
+                }
+                let undone: Vec<&str> = failed.undone.steps.iter().map(|s| s.name()).collect();
+                info!(capsule = %spec.uuid, step = failed.step.name(), undone = %undone.join(","), errors = failed.undone.errors.len(), "create undone");
+                Err(CreateFailed {
+                    capsule: spec.uuid,
+                    step: failed.step,
+                    error: failed.error,
+                    undone: failed.undone.steps,
+                    undo_errors: failed.undone.errors,
+                })
+            }
+        }
+    }
+
+    /// Undoes every step of capsule `id`, from its directory: best effort, every error kept.
+    pub async fn teardown(&self, id: Uuid) -> Result<(), TeardownError> {
+        let started = Instant::now();
+        let unmake = Unmake::new(self, id);
+        let undone = saga::undo_rows(&unmake, TEARDOWN).await;
+        if undone.errors.is_empty() {
+            let ms = started.elapsed().as_millis() as u64;
+            info!(capsule = %id, ms, "capsule torn down");
+            Ok(())
+        } else {
+            Err(TeardownError {
+                capsule: id,
+                errors: undone.errors.into_iter().map(|(_, e)| e).collect(),
+            })
+        }
+    }
+
+    /// Follows the capsule's shim and announces every change it reports.
+    fn watch(&self, id: Uuid) {
+        let dir = self.dirs.dir(id);
+        let tx = self.changes.clone();
+        let shims = self.shims.clone();
+        let task = tokio::spawn(async move {
+            let Ok(mut rx) = shims.watch(&dir).await else {
+                let _ = tx.send(id);
+                return;
+            };
+            while rx.recv().await.is_some() {
+                let _ = tx.send(id);
+            }
+            // The shim went away: whoever listens finds out how things stand.
+            let _ = tx.send(id);
+        });
+        let mut w = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = w.insert(id, task) {
+            old.abort();
+        }
+    }
+
+    fn unwatch(&self, id: Uuid) {
+        let mut w = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = w.remove(&id) {
+            t.abort();
+        }
+    }
+}
+
+#[async_trait]
+impl RuntimeDriver for PodRuntime {
+    async fn create(&self, spec: &CapsuleSpec) -> Result<CapsuleState, RuntimeError> {
+        Ok(self.build(spec).await?)
+    }
+
+    async fn delete(&self, capsule: Uuid) -> Result<(), RuntimeError> {
+        Ok(self.teardown(capsule).await?)
+    }
+
+    async fn inspect(&self, spec: &CapsuleSpec) -> Result<Option<CapsuleState>, RuntimeError> {
+        let dir = self.dirs.dir(spec.uuid);
+        if !dir.exists() {
+            return Ok(None);
+        }
+        let attachment = self
+            .network
+            .recorded_attachment(spec.uuid, &dir.join(NETWORK_FILE))
+            .await
+            .ok()
+            .flatten();
+        match self.shims.status(&dir).await {
+            Ok(status) => Ok(Some(capsule_state(
+                spec,
+                &status,
+                attachment.as_ref(),
+                self.network.name(),
+            ))),
+            Err(e) => Ok(Some(CapsuleState {
+                capsule: spec.uuid,
+                status: CapsuleStatus::Error,
+                status_reason: Some(format!("The capsule's shim is gone: {e}")),
+                containers: Vec::new(),
+                addresses: serde_json::json!({}),
+                volumes_released: false,
+            })),
+        }
+    }
+
+    async fn logs(&self, capsule: Uuid, container: &ContainerRef, query: &LogQuery) -> LogsReply {
+        let path = self
+            .shims
+            .log_path(&self.dirs.dir(capsule), &shim_name(container.uuid));
+        let container = &container.name;
+        let query = query.clone();
+        let read = tokio::task::spawn_blocking(move || crate::logs::read(&path, &query)).await;
+        match read {
+            Ok(Ok(text)) => LogsReply::Logs { text },
+            Ok(Err(e)) => LogsReply::Unavailable {
+                message: format!("Cannot read the logs of {container}: {e}"),
+            },
+            Err(e) => LogsReply::Unavailable {
+                message: format!("Cannot read the logs of {container}: {e}"),
+            },
+        }
+    }
+
+    fn changes(&self) -> broadcast::Receiver<Uuid> {
+        self.changes.subscribe()
+    }
+}
+
+impl Drop for PodRuntime {
+    fn drop(&mut self) {
+        let w = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        for t in w.values() {
+            t.abort();
+        }
+    }
+}
