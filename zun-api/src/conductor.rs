@@ -16,8 +16,8 @@ use rpc::{Bus, Delivery, Disposition, QueueSpec, TypedHandler};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::app::dispatch::Dispatcher;
 use crate::app::scheduler::service_is_up;
+use crate::compute::Dispatcher;
 use crate::error::ErrorChain;
 use crate::state::AppState;
 

@@ -4,12 +4,14 @@
 pub mod app;
 pub mod auth;
 pub mod cinder;
+pub mod compute;
 pub mod conductor;
 pub mod config;
 pub mod context;
 pub mod error;
 pub mod handlers;
-pub mod microversion;
+pub mod http;
+pub mod list_cache;
 pub mod neutron;
 pub mod routes;
 pub mod state;
@@ -53,6 +55,15 @@ pub enum BuildError {
     Oidc(#[from] auth::OidcError),
 }
 
+impl From<auth::SetupError> for BuildError {
+    fn from(e: auth::SetupError) -> Self {
+        match e {
+            auth::SetupError::Keystone(e) => Self::Auth(e),
+            auth::SetupError::Oidc(e) => Self::Oidc(e),
+        }
+    }
+}
+
 impl AppState {
     /// Builds the state `config` describes: opens the database (without migrating it) and
     /// loads the policy file.
@@ -85,7 +96,7 @@ impl AppState {
             .map(|url| rpc::Bus::Amqp(rpc::AmqpBus::new(url, "zun-api")));
         let state = Self {
             limits: Arc::new(config.limits.template_limits()),
-            list_cache: app::list_cache::ListCache::new(
+            list_cache: list_cache::ListCache::new(
                 config.api.list_cache_mib.saturating_mul(1024 * 1024),
             ),
             config: Arc::new(config),

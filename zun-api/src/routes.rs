@@ -10,11 +10,11 @@ use axum::Router;
 use tower::util::{MapRequest, MapRequestLayer};
 use tower::Layer;
 
-use crate::auth::auth_layer;
-use crate::context::request_id_layer;
 use crate::handlers::{capsules, containers, root};
 use crate::handlers::{hosts, services};
-use crate::microversion::version_layer;
+use crate::http::auth::auth_layer;
+use crate::http::context::request_id_layer;
+use crate::http::microversion::version_layer;
 use crate::state::AppState;
 
 /// The canonical form of a request path: `//` collapsed, trailing `/` dropped, `/v1` prefixed

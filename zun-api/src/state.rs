@@ -1,19 +1,18 @@
-//! Shared state of the API server: configuration, database, policy enforcer, authenticator.
+//! Shared state of the API server: configuration, database, policy enforcer, authenticator,
+//! the list cache and the ways to compute hosts. It imports only what sits below it: `config`,
+//! `auth`'s authenticator, `compute`'s senders and `list_cache`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use capsule_types::template::Limits;
 use db::Database;
-
-use std::time::Duration;
-
 use rpc::Bus;
 
-use crate::app::dispatch::Dispatcher;
-use crate::app::firewall::FirewallSync;
-use crate::app::list_cache::ListCache;
 use crate::auth::Authenticator;
+use crate::compute::{Dispatcher, FirewallSync};
 use crate::config::Config;
+use crate::list_cache::ListCache;
 
 /// State every handler can reach; cheap to clone.
 #[derive(Clone, Debug)]

@@ -3,11 +3,11 @@
 use db::{CapsuleRecord, Scope};
 use policy::Target;
 
-pub use super::body::read_json_body;
 pub use super::create::{create, NO_VALID_HOST};
 pub use super::query::ListQuery;
 use crate::context::RequestContext;
 use crate::error::ApiError;
+pub use crate::http::body::read_json_body;
 use crate::state::AppState;
 
 /// Whether `ident` is a UUID (Zun's `is_uuid_like`); gives its canonical form.

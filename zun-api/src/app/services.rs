@@ -63,11 +63,11 @@ pub async fn read_params(
         .into_iter()
         .map(|(k, v)| (k, Value::String(v), Source::Query))
         .collect();
-    let bytes = super::body::read_limited(headers, body, limit).await?;
+    let bytes = crate::http::body::read_limited(headers, body, limit).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Params(params));
     }
-    let value = super::body::parse_json(headers, &bytes)?;
+    let value = crate::http::body::parse_json(headers, &bytes)?;
     let Value::Object(map) = value else {
         return Err(ApiError::schema("The request body must be a JSON object."));
     };

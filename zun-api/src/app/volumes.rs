@@ -131,7 +131,7 @@ pub async fn resolve(
             } => {
                 let size = i64::try_from(*size_gib).unwrap_or(i64::MAX);
                 if size > limits.max_size_gib {
-                    return Err(refused(VolumeRefused::TooLarge {
+                    return Err(ApiError::from(VolumeRefused::TooLarge {
                         size,
                         max: limits.max_size_gib,
                     }));
@@ -160,13 +160,13 @@ pub async fn resolve(
         let count = i64::try_from(count).unwrap_or(i64::MAX);
         let n = i64::try_from(new_sizes.len()).unwrap_or(i64::MAX);
         if limits.project_volumes >= 0 && count + n > limits.project_volumes {
-            return Err(refused(VolumeRefused::TooMany {
+            return Err(ApiError::from(VolumeRefused::TooMany {
                 quota: limits.project_volumes,
             }));
         }
         let requested: i64 = new_sizes.iter().sum();
         if limits.project_gigabytes >= 0 && used_gib + requested > limits.project_gigabytes {
-            return Err(refused(VolumeRefused::OverQuota {
+            return Err(ApiError::from(VolumeRefused::OverQuota {
                 requested,
                 quota: limits.project_gigabytes,
                 used: used_gib,
@@ -174,17 +174,4 @@ pub async fn resolve(
         }
     }
     Ok(out)
-}
-
-/// The capsule API's answer to a volume the database refused: 400 (Zun's
-/// `VolumeCreateFailed`/`VolumeInUse` are both 400), saying why.
-pub fn refused(r: VolumeRefused) -> ApiError {
-    let code = match r {
-        VolumeRefused::NotAttachable { .. } => "volume-in-use",
-        _ => "volume-create-failed",
-    };
-    ApiError::BadRequest {
-        code,
-        message: r.to_string(),
-    }
 }

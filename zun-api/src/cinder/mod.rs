@@ -26,8 +26,12 @@ use serde_json::{json, Value};
 pub use error::CinderError;
 pub use view::{DEFAULT_TYPE_ID, DEFAULT_TYPE_NAME};
 
-use crate::auth::auth_layer;
-use crate::context::{base_url, request_id_layer, RequestContext};
+use crate::context::RequestContext;
+use crate::http::auth::auth_layer;
+use crate::http::body::{json_bytes, JsonBodyError};
+use crate::http::context::{base_url, request_id_layer};
+use crate::http::path::strip_trailing_slashes;
+use crate::http::query::{last, pairs, parse_bool_strict};
 use crate::state::AppState;
 
 /// A microversion of the v3 API: the minor number (the major is always 3).
@@ -177,20 +181,9 @@ async fn auth(state: State<AppState>, req: Request, next: Next) -> Response {
     auth_layer(state, req, next).await
 }
 
-/// `/v3/` and `/v3/<project>/volumes/` mean the same as without the slash.
+/// `/v3/` and `/v3/<project>/volumes/` mean the same as without the slash (and `//`, `/`).
 async fn strip_trailing_slash(mut req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    if path.len() > 1 && path.ends_with('/') {
-        let trimmed = path.trim_end_matches('/');
-        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
-        let pq = match req.uri().query() {
-            Some(q) => format!("{trimmed}?{q}"),
-            None => trimmed.to_owned(),
-        };
-        if let Ok(uri) = pq.parse() {
-            *req.uri_mut() = uri;
-        }
-    }
+    strip_trailing_slashes(&mut req, true);
     next.run(req).await
 }
 
@@ -392,36 +385,30 @@ impl Call {
 
 /// A JSON request body, or Cinder's 400/413/415.
 fn json_body(headers: &HeaderMap, body: &Bytes, limit: usize) -> Result<Value, CinderError> {
-    if body.len() > limit {
-        return Err(CinderError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Request is too large.",
-        ));
-    }
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or_default();
-        let ok = ["application/json", "application/vnd.openstack.volume+json"]
+    let accepted = |ct: &str| {
+        ["application/json", "application/vnd.openstack.volume+json"]
             .iter()
-            .any(|t| ct.starts_with(t));
-        if !ct.is_empty() && !ok {
-            return Err(CinderError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Unsupported Content-Type",
-            ));
+            .any(|t| ct.starts_with(t))
+    };
+    json_bytes(headers, body, limit, accepted).map_err(|e| match e {
+        JsonBodyError::TooLarge => {
+            CinderError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request is too large.")
         }
-    }
-    serde_json::from_slice(body).map_err(|_| CinderError::bad_request("Malformed request body"))
+        JsonBodyError::UnsupportedType(_) => CinderError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported Content-Type",
+        ),
+        JsonBodyError::Malformed(_) => CinderError::bad_request("Malformed request body"),
+    })
 }
 
 /// A boolean query parameter as Cinder reads it (`strutils.bool_from_string`, strict).
 fn parse_bool(name: &str, v: &str) -> Result<bool, CinderError> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
-        "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
-        _ => Err(CinderError::bad_request(format!(
+    parse_bool_strict(v.trim()).ok_or_else(|| {
+        CinderError::bad_request(format!(
             "Invalid value '{v}' for {name}: it must be a boolean."
-        ))),
-    }
+        ))
+    })
 }
 
 /// `GET /limits`: the caller's project's (an admin may name another with `?project_id=` from
@@ -432,10 +419,10 @@ async fn limits(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, CinderError> {
     let own = call.project("limits_extension:used_limits")?;
-    let pairs = crate::app::query::pairs(query.as_deref());
+    let pairs = pairs(query.as_deref());
     let asked = ["project_id", "tenant_id"]
         .iter()
-        .find_map(|k| crate::app::query::last(&pairs, k));
+        .find_map(|k| last(&pairs, k));
     let project = match asked {
         Some(p) if call.ctx.is_admin && call.version.at_least(39) => p,
         _ => own,
@@ -462,8 +449,8 @@ async fn quota_show(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, CinderError> {
     let target = quota_target(&call)?;
-    let pairs = crate::app::query::pairs(query.as_deref());
-    let usage = match crate::app::query::last(&pairs, "usage") {
+    let pairs = pairs(query.as_deref());
+    let usage = match last(&pairs, "usage") {
         Some(v) => parse_bool("usage", v)?,
         None => false,
     };

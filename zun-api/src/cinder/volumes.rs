@@ -17,8 +17,8 @@ use super::error::CinderError;
 use super::view::{self, parse_create, parse_metadata, parse_update, wrapped};
 use super::view::{DEFAULT_TYPE_ID, DEFAULT_TYPE_NAME};
 use super::{json_body, parse_bool, zone_names, Call};
-use crate::app::query::pairs;
 use crate::app::scheduler;
+use crate::http::query::pairs;
 use crate::state::AppState;
 
 /// Most volumes in one page (Cinder's `osapi_max_limit`).

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use db::Scope;
 
 use crate::app::capsules as app;
-use crate::app::list_cache::{CachedPage, ListKey};
 use crate::context::RequestContext;
 use crate::error::ApiError;
+use crate::list_cache::{CachedPage, ListKey};
 use crate::state::AppState;
 use crate::views::{capsule_json, capsule_list_json, ViewMask};
 

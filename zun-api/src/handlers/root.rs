@@ -7,8 +7,8 @@ use axum::Json;
 use capsule_types::microversion::ApiVersion;
 use serde_json::{json, Value};
 
-use crate::context::base_url;
 use crate::error::ApiError;
+use crate::http::context::base_url;
 use crate::state::AppState;
 
 fn version_doc(base: &str) -> Value {

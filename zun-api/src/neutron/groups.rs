@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use super::error::NetError;
 use super::view::{self, ListQuery, GROUP_FIELDS};
 use super::{ensure_default, fields, json_body, may_change, reply, scope};
-use crate::context::{base_url, RequestContext};
+use crate::context::RequestContext;
+use crate::http::context::base_url;
 use crate::state::AppState;
 
 /// `GET /v2.0/security-groups`.

@@ -20,8 +20,11 @@ use serde_json::{json, Value};
 
 pub use error::NetError;
 
-use crate::auth::auth_layer;
-use crate::context::{base_url, request_id_layer, RequestContext};
+use crate::context::RequestContext;
+use crate::http::auth::auth_layer;
+use crate::http::body::{json_bytes, JsonBodyError};
+use crate::http::context::{base_url, request_id_layer};
+use crate::http::path::strip_trailing_slashes;
 use crate::state::AppState;
 
 /// The network API's routes, with authentication and request ids.
@@ -57,19 +60,10 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn(request_id_layer))
 }
 
-/// `/v2.0/` and `/v2.0/security-groups/` mean the same as without the slash.
+/// `/v2.0/` and `/v2.0/security-groups/` mean the same as without the slash (`//` stays
+/// unknown).
 async fn strip_trailing_slash(mut req: Request, next: axum::middleware::Next) -> Response {
-    let path = req.uri().path();
-    if path.len() > 1 && path.ends_with('/') {
-        let trimmed = path.trim_end_matches('/');
-        let pq = match req.uri().query() {
-            Some(q) => format!("{trimmed}?{q}"),
-            None => trimmed.to_owned(),
-        };
-        if let Ok(uri) = pq.parse() {
-            *req.uri_mut() = uri;
-        }
-    }
+    strip_trailing_slashes(&mut req, false);
     next.run(req).await
 }
 
@@ -163,32 +157,29 @@ async fn ensure_default(state: &AppState, ctx: &RequestContext) -> Result<(), Ne
     Ok(())
 }
 
-/// A JSON request body, or Neutron's 400.
+/// A JSON request body, or Neutron's 400/413/415.
 fn json_body(headers: &HeaderMap, body: &Bytes, limit: usize) -> Result<Value, NetError> {
-    if body.len() > limit {
-        return Err(NetError::new(
+    let accepted = |ct: &str| ct.starts_with("application/json");
+    json_bytes(headers, body, limit, accepted).map_err(|e| match e {
+        JsonBodyError::TooLarge => NetError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "HTTPRequestEntityTooLarge",
             format!("Request body is larger than the limit of {limit} bytes."),
-        ));
-    }
-    if let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or_default();
-        if !ct.is_empty() && !ct.starts_with("application/json") {
-            return Err(NetError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "HTTPUnsupportedMediaType",
-                format!("Unsupported Content-Type {ct:?}; use application/json."),
-            ));
+        ),
+        JsonBodyError::UnsupportedType(ct) => NetError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "HTTPUnsupportedMediaType",
+            format!("Unsupported Content-Type {ct:?}; use application/json."),
+        ),
+        JsonBodyError::Malformed(e) => {
+            NetError::bad_request(format!("Malformed request body: {e}"))
         }
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| NetError::bad_request(format!("Malformed request body: {e}")))
+    })
 }
 
 /// The fields asked for with `?fields=` on a show.
 fn fields(query: Option<&str>) -> Vec<String> {
-    crate::app::query::pairs(query)
+    crate::http::query::pairs(query)
         .into_iter()
         .filter(|(k, _)| k == "fields")
         .map(|(_, v)| v)

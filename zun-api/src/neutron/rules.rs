@@ -13,7 +13,8 @@ use super::error::NetError;
 use super::groups::owner;
 use super::view::{self, ListQuery, RULE_FIELDS};
 use super::{ensure_default, fields, json_body, may_change, reply, scope};
-use crate::context::{base_url, RequestContext};
+use crate::context::RequestContext;
+use crate::http::context::base_url;
 use crate::state::AppState;
 
 /// `GET /v2.0/security-group-rules`.

@@ -114,7 +114,7 @@ impl ListQuery {
     /// Neutron's filter validation.
     pub fn parse(query: Option<&str>, attributes: &[&str]) -> Result<Self, NetError> {
         let mut q = ListQuery::default();
-        for (k, v) in crate::app::query::pairs(query) {
+        for (k, v) in crate::http::query::pairs(query) {
             match k.as_str() {
                 "fields" => q.fields.push(v.clone()),
                 "limit" => {

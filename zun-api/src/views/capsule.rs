@@ -96,7 +96,7 @@ impl ViewMask {
         let container = self.container.iter().copied();
         // Prefix container fields so the two sets cannot be confused.
         let container: Vec<String> = container.map(|k| format!("container:{k}")).collect();
-        crate::app::list_cache::fingerprint(capsule.chain(container.iter().map(String::as_str)))
+        crate::list_cache::fingerprint(capsule.chain(container.iter().map(String::as_str)))
     }
 
     /// The mask of the caller of `ctx`.

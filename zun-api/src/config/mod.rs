@@ -1,9 +1,14 @@
 //! zun-api configuration: a TOML file whose every key has a default that works on one host.
+//! The bottom of the crate: it imports no other module of it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+pub mod oidc;
+
+pub use oidc::OidcConfig;
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -34,7 +39,7 @@ pub struct Config {
     /// `[volume]`: limits of volumes.
     pub volume: VolumeConfig,
     /// `[oidc]`: OpenID Connect bearer tokens (JWT access tokens) accepted beside Keystone's.
-    pub oidc: crate::auth::OidcConfig,
+    pub oidc: OidcConfig,
 }
 
 /// `[volume_api]`: the subset of Cinder's v3 API that volumes need, on its own listener

@@ -1,5 +1,6 @@
-//! The microversion layer of `/v1`: negotiates `OpenStack-API-Version`, answers 406 outside the
-//! range, and sets the version headers on every response, as Zun's `Controller._route` does.
+//! The microversion layer of Zun's `/v1`: negotiates `OpenStack-API-Version`, answers 406
+//! outside the range, and sets the version headers on every response, as Zun's
+//! `Controller._route` does.
 
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
