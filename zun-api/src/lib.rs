@@ -5,7 +5,6 @@ pub mod app;
 pub mod auth;
 pub mod cinder;
 pub mod compute;
-pub mod conductor;
 pub mod config;
 pub mod context;
 pub mod error;
@@ -19,6 +18,7 @@ pub mod views;
 
 use std::sync::Arc;
 
+pub use compute::conductor;
 pub use config::Config;
 pub use routes::{normalize_path, router, service};
 pub use state::AppState;
@@ -103,6 +103,7 @@ impl AppState {
             db,
             policy: Arc::new(enforcer),
             auth: Arc::new(auth),
+            compute: compute::ComputeClient::default(),
             dispatcher: None,
             firewall: None,
         };

@@ -10,7 +10,7 @@ use db::Database;
 use rpc::Bus;
 
 use crate::auth::Authenticator;
-use crate::compute::{Dispatcher, FirewallSync};
+use crate::compute::{ComputeClient, Dispatcher, FirewallSync};
 use crate::config::Config;
 use crate::list_cache::ListCache;
 
@@ -29,7 +29,10 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Rendered list pages, valid while their project's generation is unchanged.
     pub list_cache: ListCache,
-    /// Publishes to compute hosts; none without `[rpc] url` (then no host can take capsules).
+    /// The typed client of compute hosts (without `[rpc] url` it has no bus: then no host can
+    /// take capsules).
+    pub compute: ComputeClient,
+    /// Publishes the outbox to compute hosts; none without `[rpc] url`.
     pub dispatcher: Option<Dispatcher>,
     /// Sends compute hosts their security-group firewalls; none without `[rpc] url`.
     pub firewall: Option<FirewallSync>,
@@ -39,8 +42,17 @@ impl AppState {
     /// The same state talking to compute hosts through `bus` (tests use an in-process bus).
     pub fn with_bus(mut self, bus: Bus) -> Self {
         let patience = Duration::from_secs(self.config.rpc.publish_timeout_seconds);
-        self.firewall = Some(FirewallSync::start(self.db.clone(), bus.clone()));
+        self.compute = ComputeClient::new(Some(bus.clone()));
+        self.firewall = Some(FirewallSync::start(self.db.clone(), self.compute.clone()));
         self.dispatcher = Some(Dispatcher::new(self.db.clone(), bus, patience));
         self
+    }
+
+    /// Publishes outbox entries `ids`, just written, at once (what the broker does not take in
+    /// time stays for the dispatcher's background loop).
+    pub async fn publish_now(&self, ids: &[i32]) {
+        if let Some(d) = &self.dispatcher {
+            d.publish_now(ids).await;
+        }
     }
 }

@@ -170,17 +170,20 @@ pub async fn delete(
         .enforce("capsule:delete", &capsule_target(&rec), &ctx.creds)?;
     let c = &rec.capsule;
     tracing::info!(capsule = %c.uuid, host = ?c.host, force, "deleting capsule");
-    let tell_host = c
-        .host
-        .as_deref()
-        .map(|h| super::create::delete_message(h, &c.uuid, &ctx.request_id.0))
-        .transpose()?;
+    let tell_host = match c.host.as_deref() {
+        Some(host) => {
+            let capsule = c.uuid.parse().map_err(ApiError::internal)?;
+            let msg = state
+                .compute
+                .delete_capsule(host, capsule, &ctx.request_id.0);
+            Some(msg.map_err(ApiError::internal)?)
+        }
+        None => None,
+    };
     let ids = match (tell_host, force) {
         (Some(msg), false) => state.db.request_capsule_delete(c.id, msg).await?,
         (msg, _) => state.db.delete_capsule(c.id, msg).await?.1,
     };
-    if let Some(d) = &state.dispatcher {
-        d.publish_now(&ids).await;
-    }
+    state.publish_now(&ids).await;
     Ok(())
 }

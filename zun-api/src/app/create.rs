@@ -4,40 +4,21 @@
 
 use std::collections::{HashMap, HashSet};
 
-use capsule_types::rpc::{
-    compute_queue, CapsuleSpec, ComputeRequest, ContainerRef, Envelope, COMPUTE_BINARY,
-};
+use capsule_types::rpc::{CapsuleSpec, ContainerRef};
 use capsule_types::template::{parse_create_body, ContainerSpec, RestartPolicy, VolumeSource};
 use capsule_types::CapsuleStatus;
 use db::secgroups::Resolved;
-use db::{
-    CapsuleRecord, Claim, DbError, NewCapsule, NewContainer, NewOutbox, NewVolumeMapping,
-    SecurityGroupBinding,
-};
+use db::{CapsuleRecord, NewCapsule, NewContainer, NewVolumeMapping, SecurityGroupBinding};
 use policy::Target;
 use serde_json::{json, Value};
 
-use super::scheduler;
+use crate::compute::placement::{self, Placed, Placement};
 use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Zun's reason for a capsule no host can take.
 pub const NO_VALID_HOST: &str = "There are not enough hosts available.";
-
-/// The outbox entry telling `host` to delete capsule `uuid`.
-pub fn delete_message(host: &str, uuid: &str, request_id: &str) -> Result<NewOutbox, ApiError> {
-    let capsule = uuid.parse().map_err(ApiError::internal)?;
-    let env = Envelope::new(
-        ComputeRequest::DeleteCapsule { capsule },
-        Some(request_id.to_owned()),
-    );
-    Ok(NewOutbox {
-        routing_key: compute_queue(host),
-        payload: serde_json::to_string(&env).map_err(ApiError::internal)?,
-        capsule_uuid: Some(uuid.to_owned()),
-    })
-}
 
 /// `POST /v1/capsules`: validates the template, then stores the capsule with its containers.
 pub async fn create(
@@ -147,13 +128,10 @@ pub async fn create(
         containers: refs,
         volumes: volumes.refs.clone(),
     };
-    let payload = serde_json::to_string(&Envelope::new(
-        ComputeRequest::CreateCapsule {
-            capsule: Box::new(spec),
-        },
-        Some(ctx.request_id.0.clone()),
-    ))
-    .map_err(ApiError::internal)?;
+    let message = state
+        .compute
+        .create_capsule(spec, &ctx.request_id.0)
+        .map_err(ApiError::internal)?;
     let base = NewCapsule {
         uuid: uuid.clone(),
         name: template.name.clone(),
@@ -178,7 +156,7 @@ pub async fn create(
         claim: None,
         outbox: Vec::new(),
     };
-    let request = scheduler::Request {
+    let request = placement::Request {
         cpu: base.cpu,
         memory_mib: memory,
         ports: template
@@ -188,46 +166,24 @@ pub async fn create(
             .collect(),
         availability_zone: template.availability_zone.clone(),
     };
-    if let Some(dispatcher) = &state.dispatcher {
-        let candidates = state
-            .db
-            .placement_candidates(COMPUTE_BINARY, &request.ports)
-            .await?;
-        let cfg = &state.config;
-        let ranked = scheduler::rank(candidates, &request, &cfg.scheduler, &cfg.conductor);
+    if state.compute.is_connected() {
         // Existing volumes pin the capsule to the host that holds them.
         let pinned = volumes.host.as_deref();
-        for host in ranked.into_iter().filter(|h| pinned.is_none_or(|p| p == h)) {
-            let mut new = base.clone();
-            new.host = Some(host.clone());
-            new.claim = Some(Claim {
-                host: host.clone(),
-                cpu: request.cpu,
-                memory_mib: memory,
-                ports: request.ports.clone(),
-                cpu_allocation_ratio: cfg.scheduler.cpu_allocation_ratio,
-                ram_allocation_ratio: cfg.scheduler.ram_allocation_ratio,
-            });
-            new.outbox = vec![NewOutbox {
-                routing_key: compute_queue(&host),
-                payload: payload.clone(),
-                capsule_uuid: Some(uuid.clone()),
-            }];
-            match state.db.create_capsule(new).await {
-                Ok((rec, ids)) => {
-                    tracing::info!(capsule = %uuid, %host, "capsule scheduled");
-                    if let Some(fw) = &state.firewall {
-                        fw.hosts_changed([host.clone()]);
-                    }
-                    dispatcher.publish_now(&ids).await;
-                    return Ok(rec);
-                }
-                // Another create took what was left there first: try the next host.
-                Err(DbError::ClaimFailed { host, reason }) => {
-                    tracing::debug!(capsule = %uuid, %host, %reason, "claim refused");
-                }
-                Err(e) => return Err(e.into()),
+        let placed = Placement::new(&state.db, &state.config)
+            .create_capsule(&base, &request, pinned, &message)
+            .await?;
+        if let Some(Placed {
+            record,
+            host,
+            outbox,
+        }) = placed
+        {
+            tracing::info!(capsule = %uuid, %host, "capsule scheduled");
+            if let Some(fw) = &state.firewall {
+                fw.hosts_changed([host]);
             }
+            state.publish_now(&outbox).await;
+            return Ok(record);
         }
     }
     // No host can take it: Zun's answer is 202 with the capsule in Error. It takes no

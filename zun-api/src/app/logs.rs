@@ -3,20 +3,16 @@
 //! name within what the caller may see, and the lines read on the container's host through
 //! an RPC call.
 
-use std::time::Duration;
-
-use capsule_types::rpc::{compute_queue, ComputeRequest, Envelope, LogQuery, LogsReply};
+use capsule_types::rpc::{LogQuery, LogsReply};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use db::{ContainerRecord, Scope};
 use policy::Target;
 
 use super::query::{last, pairs, parse_bool_strict};
+use crate::compute::ComputeError;
 use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// How long the API waits for the host to answer.
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Statuses in which Zun serves logs (`VALID_STATES['logs']`).
 const LOG_STATES: [&str; 6] = [
@@ -154,38 +150,29 @@ pub async fn logs(
             rec.container.uuid
         )));
     };
-    let Some(dispatcher) = &state.dispatcher else {
+    if !state.compute.is_connected() {
         return Err(ApiError::ServiceUnavailable(
             "No message bus is configured, so no compute host can be asked for logs.".into(),
         ));
-    };
+    }
     let capsule = rec
         .capsule
         .capsule
         .uuid
         .parse()
         .map_err(ApiError::internal)?;
-    let req = Envelope::new(
-        ComputeRequest::ContainerLogs {
-            capsule,
-            container: rec.container.name.clone(),
-            query: q,
-        },
-        Some(ctx.request_id.0.clone()),
-    );
-    let payload = rpc::encode(&req).map_err(ApiError::internal)?;
-    let answer = dispatcher
-        .bus()
-        .call(&compute_queue(&host), &payload, CALL_TIMEOUT)
+    let reply = state
+        .compute
+        .container_logs(&host, capsule, &rec.container.name, q, &ctx.request_id.0)
         .await
-        .map_err(|e| {
-            ApiError::ServiceUnavailable(format!(
-                "Compute host {host} did not answer for the logs of container {}: {e}",
+        .map_err(|e| match e {
+            ComputeError::Unreachable { host, source } => ApiError::ServiceUnavailable(format!(
+                "Compute host {host} did not answer for the logs of container {}: {source}",
                 rec.container.uuid
-            ))
+            )),
+            other => ApiError::internal(other),
         })?;
-    let reply: Envelope<LogsReply> = rpc::decode(&answer).map_err(ApiError::internal)?;
-    match reply.body {
+    match reply {
         LogsReply::Logs { text } => Ok(text),
         LogsReply::NotFound { message } => Err(ApiError::NotFound {
             code: "container-not-found",

@@ -6,6 +6,5 @@ pub mod hosts;
 pub mod logs;
 mod names;
 pub mod query;
-pub mod scheduler;
 pub mod services;
 pub mod volumes;

@@ -525,7 +525,7 @@ async fn zone_states(state: &AppState) -> Result<Vec<(String, bool)>, CinderErro
             .clone()
             .filter(|z| !z.is_empty())
             .unwrap_or_else(|| cfg.scheduler.default_availability_zone.clone());
-        let up = !svc.disabled && crate::app::scheduler::service_is_up(&svc, down_after);
+        let up = !svc.disabled && crate::compute::placement::service_is_up(&svc, down_after);
         match zones.iter_mut().find(|(z, _)| *z == zone) {
             Some((_, avail)) => *avail |= up,
             None => zones.push((zone, up)),

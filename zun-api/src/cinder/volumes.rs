@@ -8,16 +8,14 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use capsule_types::rpc::{compute_queue, ComputeRequest, Envelope, COMPUTE_BINARY};
 use db::volumes::{NewVolume, VolumeDeleted, VolumeQuery, VolumeRecord, VolumeScope};
-use db::NewOutbox;
 use serde_json::{json, Map, Value};
 
 use super::error::CinderError;
 use super::view::{self, parse_create, parse_metadata, parse_update, wrapped};
 use super::view::{DEFAULT_TYPE_ID, DEFAULT_TYPE_NAME};
 use super::{json_body, parse_bool, zone_names, Call};
-use crate::app::scheduler;
+use crate::compute::Placement;
 use crate::http::query::pairs;
 use crate::state::AppState;
 
@@ -280,27 +278,6 @@ pub async fn show(State(state): State<AppState>, call: Call) -> Result<Json<Valu
     Ok(Json(volume_body(&rec, &call)))
 }
 
-/// The compute host that will hold a new volume in `zone`: the scheduler's first choice of
-/// the hosts that are up there; none without a bus or a host.
-async fn choose_host(state: &AppState, zone: &str) -> Result<Option<String>, CinderError> {
-    if state.dispatcher.is_none() {
-        return Ok(None);
-    }
-    let candidates = state.db.placement_candidates(COMPUTE_BINARY, &[]).await?;
-    let request = scheduler::Request {
-        cpu: 0.0,
-        memory_mib: 0,
-        ports: vec![],
-        availability_zone: Some(zone.to_owned()),
-    };
-    let cfg = &state.config;
-    Ok(
-        scheduler::rank(candidates, &request, &cfg.scheduler, &cfg.conductor)
-            .into_iter()
-            .next(),
-    )
-}
-
 /// `POST /volumes`: 202 with the volume, `creating` on the chosen host (which is told at
 /// once), or `error` when no host can take it.
 pub async fn create(
@@ -331,21 +308,22 @@ pub async fn create(
         )));
     }
     let id = uuid::Uuid::new_v4();
-    let host = choose_host(&state, &zone).await?;
+    // Without a bus no host can take it: it is stored in error.
+    let host = if state.compute.is_connected() {
+        Placement::new(&state.db, &state.config)
+            .volume_host(&zone)
+            .await?
+    } else {
+        None
+    };
     let outbox = match &host {
         Some(h) => {
-            let envelope = Envelope::new(
-                ComputeRequest::CreateVolume {
-                    volume: id,
-                    size_gib: u64::try_from(req.size).unwrap_or_default(),
-                },
-                Some(call.ctx.request_id.0.clone()),
-            );
-            Some(NewOutbox {
-                routing_key: compute_queue(h),
-                payload: serde_json::to_string(&envelope).map_err(CinderError::internal)?,
-                capsule_uuid: None,
-            })
+            let size = u64::try_from(req.size).unwrap_or_default();
+            let entry = state
+                .compute
+                .create_volume(h, id, size, &call.ctx.request_id.0)
+                .map_err(CinderError::internal)?;
+            Some(entry)
         }
         None => None,
     };
@@ -370,9 +348,7 @@ pub async fn create(
         }
         None => tracing::info!(volume = %row.id, %project, "no host can take the volume"),
     }
-    if let Some(d) = &state.dispatcher {
-        d.publish_now(&ids).await;
-    }
+    state.publish_now(&ids).await;
     let rec = VolumeRecord {
         volume: row,
         mounts: Vec::new(),
@@ -435,9 +411,7 @@ pub async fn delete(
     {
         VolumeDeleted::Deleting(ids) => {
             tracing::info!(volume = %id, "volume deleting");
-            if let Some(d) = &state.dispatcher {
-                d.publish_now(&ids).await;
-            }
+            state.publish_now(&ids).await;
         }
         VolumeDeleted::Removed => tracing::info!(volume = %id, "volume removed"),
         VolumeDeleted::NotFound => return Err(CinderError::volume_not_found(id)),

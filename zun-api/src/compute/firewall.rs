@@ -1,6 +1,6 @@
 //! Keeps compute hosts' security-group firewalls current: a change marks the hosts it affects,
 //! and a background task bumps the epoch once for everything marked, computes each marked
-//! host's whole firewall from the database and casts it (`set_firewall`). Bursts of changes
+//! host's whole firewall from the database and casts it ([`ComputeClient::set_firewall`]). Bursts of changes
 //! coalesce into one document per host; a lost message is made good when the host's next
 //! heartbeat shows an older epoch than the database's.
 
@@ -8,17 +8,14 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use capsule_types::rpc::{compute_queue, ComputeRequest, Envelope};
 use db::Database;
-use rpc::Bus;
 use tokio::sync::Notify;
 
+use super::client::{ComputeClient, ComputeError};
 use crate::error::ErrorChain;
 
 /// How long the sender waits for more changes before computing documents.
 const COALESCE: Duration = Duration::from_millis(20);
-/// How long a cast may wait for the broker.
-const PUBLISH_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Sends hosts their firewalls. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -30,16 +27,16 @@ pub struct FirewallSync {
 #[derive(Debug)]
 struct Inner {
     db: Database,
-    bus: Bus,
+    compute: ComputeClient,
     dirty: Mutex<BTreeSet<String>>,
 }
 
 impl FirewallSync {
-    /// Starts the sender (it stops once every clone is dropped).
-    pub fn start(db: Database, bus: Bus) -> Self {
+    /// Starts the sender, casting through `compute` (it stops once every clone is dropped).
+    pub fn start(db: Database, compute: ComputeClient) -> Self {
         let inner = Arc::new(Inner {
             db,
-            bus,
+            compute,
             dirty: Mutex::new(BTreeSet::new()),
         });
         let wake = Arc::new(Notify::new());
@@ -116,27 +113,13 @@ async fn send(inner: &Inner, hosts: &BTreeSet<String>) -> Result<(), db::DbError
     for host in hosts {
         let doc = inner.db.host_firewall(host, epoch).await?;
         let capsules = doc.capsules.len();
-        let env = Envelope::new(
-            ComputeRequest::SetFirewall {
-                firewall: Box::new(doc),
-            },
-            None,
-        );
-        let body = match rpc::encode(&env) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(%host, error = %e, "cannot encode a firewall");
-                continue;
-            }
-        };
-        match inner
-            .bus
-            .publish(&compute_queue(host), &body, PUBLISH_PATIENCE)
-            .await
-        {
+        match inner.compute.set_firewall(host, doc).await {
             Ok(()) => tracing::debug!(%host, epoch, capsules, "firewall sent"),
+            Err(e @ ComputeError::Encode(_)) => {
+                tracing::error!(%host, error = %ErrorChain(&e), "cannot encode a firewall");
+            }
             // The host's next heartbeat shows the old epoch and brings it here again.
-            Err(e) => tracing::warn!(%host, epoch, error = %e, "firewall not sent"),
+            Err(e) => tracing::warn!(%host, epoch, error = %ErrorChain(&e), "firewall not sent"),
         }
     }
     Ok(())

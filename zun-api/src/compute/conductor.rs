@@ -3,21 +3,19 @@
 //! the host are deleted, capsules the host lost are marked `Error`); fails capsules stuck in
 //! `Creating` on hosts that stopped reporting; and runs the outbox's background publisher.
 //! Any number of API processes may run it: reports are applied idempotently and in order.
+//! It runs on a whole [`AppState`], so unlike the rest of `compute` it sits above the state.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use capsule_types::rpc::{
-    compute_queue, ComputeRequest, ConductorEvent, Envelope, Heartbeat, COMPUTE_BINARY,
-    CONDUCTOR_QUEUE,
-};
+use capsule_types::rpc::{ConductorEvent, Envelope, Heartbeat, COMPUTE_BINARY, CONDUCTOR_QUEUE};
 use db::ReportOutcome;
-use rpc::{Bus, Delivery, Disposition, QueueSpec, TypedHandler};
+use rpc::{Delivery, Disposition, QueueSpec, TypedHandler};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::app::scheduler::service_is_up;
-use crate::compute::Dispatcher;
+use super::placement::service_is_up;
+use super::Dispatcher;
 use crate::error::ErrorChain;
 use crate::state::AppState;
 
@@ -39,11 +37,9 @@ impl Conductor {
         let mut tasks = vec![dispatcher.clone().spawn(Duration::from_secs(1))];
         let consumer = cfg.enabled.then(|| {
             let st = state.clone();
-            let bus = dispatcher.bus().clone();
             let handler = TypedHandler::new(move |env: Envelope<ConductorEvent>, d: Delivery| {
                 let st = st.clone();
-                let bus = bus.clone();
-                async move { handle(&st, &bus, env, d).await }
+                async move { handle(&st, env, d).await }
             });
             dispatcher.bus().consume(
                 QueueSpec::named(CONDUCTOR_QUEUE, state.config.rpc.prefetch),
@@ -67,12 +63,7 @@ impl Conductor {
     }
 }
 
-async fn handle(
-    state: &AppState,
-    bus: &Bus,
-    env: Envelope<ConductorEvent>,
-    d: Delivery,
-) -> Disposition {
+async fn handle(state: &AppState, env: Envelope<ConductorEvent>, d: Delivery) -> Disposition {
     let span = tracing::info_span!(
         "report",
         message = %env.id,
@@ -121,7 +112,7 @@ async fn handle(
         };
         match result {
             Ok(Some((host, orphans))) => {
-                tell_delete(bus, &host, &orphans).await;
+                tell_delete(state, &host, &orphans).await;
                 Disposition::Ack
             }
             Ok(None) => Disposition::Ack,
@@ -189,18 +180,11 @@ async fn heartbeat(state: &AppState, hb: &Heartbeat) -> Result<Vec<uuid::Uuid>, 
 }
 
 /// Tells `host` to delete `capsules` (best effort: the next heartbeat finds them again).
-async fn tell_delete(bus: &Bus, host: &str, capsules: &[uuid::Uuid]) {
+async fn tell_delete(state: &AppState, host: &str, capsules: &[uuid::Uuid]) {
     for &capsule in capsules {
         tracing::info!(%capsule, %host, "deleting an orphan capsule on its host");
-        let env = Envelope::new(ComputeRequest::DeleteCapsule { capsule }, None);
-        let Ok(payload) = rpc::encode(&env) else {
-            continue;
-        };
-        if let Err(e) = bus
-            .publish(&compute_queue(host), &payload, Duration::from_secs(5))
-            .await
-        {
-            tracing::warn!(%capsule, %host, error = %e, "cannot send orphan delete");
+        if let Err(e) = state.compute.delete_orphan(host, capsule).await {
+            tracing::warn!(%capsule, %host, error = %ErrorChain(&e), "cannot send orphan delete");
         }
     }
 }

@@ -1,17 +1,22 @@
-//! The scheduler: which compute hosts can take a capsule, best first. Filters: the service is
-//! up, enabled and not forced down; it is in the requested availability zone; it has the CPU
-//! and memory left (with the allocation ratios); none of the capsule's host ports is taken
-//! there. Weigher: most free memory first (least loaded), then fewest capsules. The choice is
-//! only advisory: the claim in the database is what makes it stick (see `db::Claim`).
+//! Placement: which compute host takes a capsule or a volume. [`rank`] is the scheduler: which
+//! hosts can take a request, best first. Filters: the service is up, enabled and not forced
+//! down; it is in the requested availability zone; it has the CPU and memory left (with the
+//! allocation ratios); none of the request's host ports is taken there. Weigher: most free
+//! memory first (least loaded), then fewest capsules. The ranking is only advisory: for a
+//! capsule, [`Placement::create_capsule`] tries the hosts in order, each with a claim in the
+//! database (see `db::Claim`), and the first claim that holds is where it runs; a volume goes
+//! to the first host ranked.
 
 use std::time::Duration;
 
+use capsule_types::rpc::COMPUTE_BINARY;
 use chrono::Utc;
-use db::HostCandidate;
+use db::{CapsuleRecord, Claim, Database, DbError, HostCandidate, NewCapsule};
 
-use crate::config::{ConductorConfig, SchedulerConfig};
+use super::client::Unaddressed;
+use crate::config::{ConductorConfig, Config, SchedulerConfig};
 
-/// What a capsule needs from its host.
+/// What a capsule or a volume needs from its host.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Request {
     /// CPUs.
@@ -67,6 +72,99 @@ pub fn rank(
             .then_with(|| a.2.cmp(&b.2))
     });
     fit.into_iter().map(|(_, _, h)| h).collect()
+}
+
+/// Placement over the database's hosts with the configured ratios and zones.
+#[derive(Clone, Copy, Debug)]
+pub struct Placement<'a> {
+    db: &'a Database,
+    scheduler: &'a SchedulerConfig,
+    conductor: &'a ConductorConfig,
+}
+
+/// Where a capsule went.
+#[derive(Debug)]
+pub struct Placed {
+    /// The stored capsule.
+    pub record: CapsuleRecord,
+    /// The host whose claim held.
+    pub host: String,
+    /// The outbox entries written with it (to publish now).
+    pub outbox: Vec<i32>,
+}
+
+impl<'a> Placement<'a> {
+    /// Placement in `db` as `config` (`[scheduler]`, `[conductor]`) says.
+    pub fn new(db: &'a Database, config: &'a Config) -> Self {
+        Self {
+            db,
+            scheduler: &config.scheduler,
+            conductor: &config.conductor,
+        }
+    }
+
+    /// The hosts that can take `req`, best first.
+    pub async fn ranked(&self, req: &Request) -> Result<Vec<String>, DbError> {
+        let candidates = self
+            .db
+            .placement_candidates(COMPUTE_BINARY, &req.ports)
+            .await?;
+        Ok(rank(candidates, req, self.scheduler, self.conductor))
+    }
+
+    /// The host that will hold a new volume in `zone`: the first ranked of the hosts that are
+    /// up there; none when there is none.
+    pub async fn volume_host(&self, zone: &str) -> Result<Option<String>, DbError> {
+        let req = Request {
+            cpu: 0.0,
+            memory_mib: 0,
+            ports: vec![],
+            availability_zone: Some(zone.to_owned()),
+        };
+        Ok(self.ranked(&req).await?.into_iter().next())
+    }
+
+    /// Places and stores the capsule `base` describes: tries the hosts ranked for `req` (only
+    /// `pinned`, when its volumes pin it there) in order, each time with a claim of `req` on
+    /// that host and `message` addressed to it, in one transaction; the first host whose claim
+    /// holds keeps it. None when no host could take it (then nothing is stored).
+    pub async fn create_capsule(
+        &self,
+        base: &NewCapsule,
+        req: &Request,
+        pinned: Option<&str>,
+        message: &Unaddressed,
+    ) -> Result<Option<Placed>, DbError> {
+        let ranked = self.ranked(req).await?;
+        for host in ranked.into_iter().filter(|h| pinned.is_none_or(|p| p == h)) {
+            let mut new = base.clone();
+            new.host = Some(host.clone());
+            new.claim = Some(Claim {
+                host: host.clone(),
+                cpu: req.cpu,
+                memory_mib: req.memory_mib,
+                ports: req.ports.clone(),
+                cpu_allocation_ratio: self.scheduler.cpu_allocation_ratio,
+                ram_allocation_ratio: self.scheduler.ram_allocation_ratio,
+            });
+            new.outbox = vec![message.to(&host)];
+            match self.db.create_capsule(new).await {
+                Ok((record, outbox)) => {
+                    return Ok(Some(Placed {
+                        record,
+                        host,
+                        outbox,
+                    }))
+                }
+                // Another create took what was left there first: try the next host.
+                Err(DbError::ClaimFailed { host, reason }) => {
+                    tracing::debug!(capsule = %base.uuid, %host, %reason, "claim refused");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
 }
 
 #[cfg(test)]
