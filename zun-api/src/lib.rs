@@ -1,6 +1,7 @@
 //! The capsule API server: a Zun-compatible `/v1` REST API (capsules, versions, health) with
 //! Keystone authentication, oslo-style policy and microversions, over the `db` crate.
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cinder;
@@ -8,19 +9,16 @@ pub mod compute;
 pub mod config;
 pub mod context;
 pub mod error;
-pub mod handlers;
 pub mod http;
 pub mod list_cache;
 pub mod neutron;
-pub mod routes;
 pub mod state;
-pub mod views;
 
 use std::sync::Arc;
 
+pub use api::zun::{normalize_path, router, service};
 pub use compute::conductor;
 pub use config::Config;
-pub use routes::{normalize_path, router, service};
 pub use state::AppState;
 
 /// Why the server could not be built from its configuration.

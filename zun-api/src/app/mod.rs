@@ -1,10 +1,11 @@
-//! The application layer: what each API operation does, independent of HTTP extraction.
+//! The operations of the three APIs, by resource: each takes the caller's
+//! [`RequestContext`](crate::context::RequestContext) and parsed inputs, checks policy and
+//! scope, talks to the database and (through `compute`) to compute hosts, and returns domain
+//! results or errors. Nothing here knows HTTP: requests are parsed and answers rendered under
+//! `api/`. Where an API checks its input only after policy, the operation takes the parse's
+//! `Result` and reports a refusal at that point.
 
-pub mod capsules;
-pub mod create;
-pub mod hosts;
+pub mod capsule;
+pub mod host;
 pub mod logs;
-mod names;
-pub mod query;
-pub mod services;
-pub mod volumes;
+pub mod service;

@@ -1,6 +1,7 @@
-//! `POST /v1/capsules`: validate the template, name the containers, schedule the capsule to a
-//! host and claim its resources there, store it and queue the create for the host, all in one
-//! transaction; then publish the create at once.
+//! Capsule create (`POST /v1/capsules`): validate the template, name the containers, resolve
+//! the security groups and volumes, build the host's `create_capsule` message, then place the
+//! capsule ([`Placement::create_capsule`]: a host's claim, the rows and the outbox entry in one
+//! transaction) and publish the entry at once.
 
 use std::collections::{HashMap, HashSet};
 
@@ -20,12 +21,13 @@ use crate::state::AppState;
 /// Zun's reason for a capsule no host can take.
 pub const NO_VALID_HOST: &str = "There are not enough hosts available.";
 
-/// `POST /v1/capsules`: validates the template, then stores the capsule with its containers.
+/// Validates the template of `body` (with the query's parameters merged in, as pecan does),
+/// then stores the capsule with its containers, on a host when one can take it, else in
+/// `Error` (Zun's 202 with [`NO_VALID_HOST`]).
 pub async fn create(
     state: &AppState,
     ctx: &RequestContext,
-    mut body: Value,
-    query: Option<&str>,
+    body: Value,
 ) -> Result<CapsuleRecord, ApiError> {
     state
         .policy
@@ -36,12 +38,6 @@ pub async fn create(
             rule: "capsule:create".into(),
         });
     };
-    // Pecan merges query parameters into a JSON object body; the schema then refuses them.
-    if let Value::Object(map) = &mut body {
-        for (k, v) in super::query::pairs(query) {
-            map.insert(k, Value::String(v));
-        }
-    }
     let mut template = parse_create_body(&body, &state.limits)
         .map_err(|errors| ApiError::schema(errors.to_string()))?;
     let security_groups =

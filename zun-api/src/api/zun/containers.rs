@@ -3,6 +3,7 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 
+use super::parse::logs::log_query;
 use crate::app::logs as app;
 use crate::context::RequestContext;
 use crate::error::ApiError;
@@ -15,7 +16,6 @@ pub async fn logs(
     Path(ident): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<String>, ApiError> {
-    Ok(Json(
-        app::logs(&state, &ctx, &ident, query.as_deref()).await?,
-    ))
+    let query = log_query(query.as_deref());
+    Ok(Json(app::logs(&state, &ctx, &ident, query).await?))
 }

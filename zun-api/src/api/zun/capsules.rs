@@ -3,60 +3,33 @@
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
-use std::sync::Arc;
-
-use db::Scope;
-
-use crate::app::capsules as app;
+use super::parse;
+use super::view::{capsule_json, capsule_list_json, ViewMask};
+use crate::app::capsule::{self as app, Listing};
 use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::list_cache::{CachedPage, ListKey};
+use crate::http::body::read_json_body;
+use crate::http::json_response;
 use crate::state::AppState;
-use crate::views::{capsule_json, capsule_list_json, ViewMask};
 
-/// `GET /v1/capsules`. Pages of one project are served from the list cache while the
-/// project is unchanged, gzip-compressed when the client accepts it.
+/// `GET /v1/capsules`. Pages of one project come from the list cache, gzip-compressed when
+/// the client accepts it.
 pub async fn list(
     State(state): State<AppState>,
     ctx: RequestContext,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let q = app::ListQuery::parse(query.as_deref(), state.config.api.max_limit)?;
-    let scope = app::list_scope(&state, &ctx, &q)?;
+    let q = parse::capsule_list(query.as_deref(), state.config.api.max_limit)?;
     let mask = ViewMask::for_request(&state.policy, &ctx);
-    let gzip_ok = accepts_gzip(&headers);
-    let Scope::Project(project) = &scope else {
-        let page = app::list(&state, &scope, &q).await?;
-        return Ok(json_response(
-            StatusCode::OK,
-            capsule_list_json(&page, &ctx, &mask)?,
-        ));
+    let render = |page: &app::Page| capsule_list_json(page, &ctx, &mask);
+    let page = match app::list(&state, &ctx, &q, mask.fingerprint(), render).await? {
+        Listing::Fresh(body) => return Ok(json_response(StatusCode::OK, body)),
+        Listing::Cached(page) => page,
     };
-    // The generation is read before the page, so a page is never newer than its label.
-    let generation = state.db.project_generation(project).await?;
-    let key = ListKey::new(
-        project,
-        &q.params,
-        ctx.version,
-        mask.fingerprint(),
-        &ctx.base_url,
-    );
-    let page = match state.list_cache.get(&key, generation) {
-        Some(hit) => hit,
-        None => {
-            let page = app::list(&state, &scope, &q).await?;
-            let page = Arc::new(CachedPage::new(
-                generation,
-                capsule_list_json(&page, &ctx, &mask)?,
-            ));
-            state.list_cache.insert(key, page.clone());
-            page
-        }
-    };
-    let mut resp = if gzip_ok {
+    let mut resp = if accepts_gzip(&headers) {
         let mut r = json_response(StatusCode::OK, page.gzip());
         r.headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
@@ -96,8 +69,9 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body = app::read_json_body(&headers, body, state.config.api.max_body_bytes).await?;
-    let rec = app::create(&state, &ctx, body, query.as_deref()).await?;
+    let body = read_json_body(&headers, body, state.config.api.max_body_bytes).await?;
+    let body = parse::create_body(body, query.as_deref());
+    let rec = app::create(&state, &ctx, body).await?;
     let mask = ViewMask::for_request(&state.policy, &ctx);
     let location = format!("{}/v1/capsules/{}", ctx.base_url, rec.capsule.uuid);
     let mut resp = json_response(StatusCode::ACCEPTED, capsule_json(&rec, &ctx, &mask)?);
@@ -128,20 +102,8 @@ pub async fn delete(
     Path(ident): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<StatusCode, ApiError> {
-    let all_projects = app::all_projects_flag(query.as_deref())?;
-    let force = app::force_flag(query.as_deref())?;
+    let all_projects = parse::all_projects_flag(query.as_deref())?;
+    let force = parse::force_flag(query.as_deref())?;
     app::delete(&state, &ctx, &ident, all_projects, force).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body.into(),
-    )
-        .into_response()
 }

@@ -11,7 +11,7 @@ use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
 
 use super::zun_time;
-use crate::app::capsules::Page;
+use crate::app::capsule::Page;
 use crate::context::RequestContext;
 use crate::error::ApiError;
 

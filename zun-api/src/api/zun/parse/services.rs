@@ -1,32 +1,17 @@
-//! Compute-service operations (Zun's `/v1/services`): list with liveness, delete, enable,
-//! disable and force down, each behind its `zun-service:*` rule.
-//!
-//! python-zunclient sends the parameters of the `PUT` actions in the query string with an
-//! empty body; Zun (pecan) also merges the keys of a JSON object body. Both are accepted and
-//! checked against Zun's schemas (`schemas/services.py`), which Zun applies to the query
-//! string only. Where Zun answers 500 (a missing `host` or `binary`), this answers 400.
-
-use std::time::Duration;
+//! The parameters of Zun's `/v1/services` actions. python-zunclient sends those of the `PUT`
+//! actions in the query string with an empty body; Zun (pecan) also merges the keys of a JSON
+//! object body. Both are accepted and checked against Zun's schemas (`schemas/services.py`),
+//! which Zun applies to the query string only. Where Zun answers 500 (a missing `host` or
+//! `binary`), this answers 400.
 
 use axum::body::Body;
 use axum::http::HeaderMap;
-use chrono::Utc;
-use db::entity::zun_service;
-use policy::Target;
 use serde_json::Value;
 
-use crate::context::RequestContext;
+use crate::app::service::{Action, Change, ServiceKey};
 use crate::error::ApiError;
-use crate::state::AppState;
-
-/// A service with its liveness.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ServiceState {
-    /// The row.
-    pub service: zun_service::Model,
-    /// Up by Zun's rule with `[conductor] service_down_seconds`.
-    pub up: bool,
-}
+use crate::http::body::{parse_json, read_limited};
+use crate::http::query::{pairs, parse_bool_strict};
 
 /// Where a parameter came from (for error messages).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,15 +44,15 @@ pub async fn read_params(
     body: Body,
     limit: usize,
 ) -> Result<Params, ApiError> {
-    let mut params: Vec<(String, Value, Source)> = super::query::pairs(query)
+    let mut params: Vec<(String, Value, Source)> = pairs(query)
         .into_iter()
         .map(|(k, v)| (k, Value::String(v), Source::Query))
         .collect();
-    let bytes = crate::http::body::read_limited(headers, body, limit).await?;
+    let bytes = read_limited(headers, body, limit).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Params(params));
     }
-    let value = crate::http::body::parse_json(headers, &bytes)?;
+    let value = parse_json(headers, &bytes)?;
     let Value::Object(map) = value else {
         return Err(ApiError::schema("The request body must be a JSON object."));
     };
@@ -75,73 +60,12 @@ pub async fn read_params(
     Ok(Params(params))
 }
 
-/// Which `PUT /v1/services/<action>`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// `enable`: `host`, `binary`.
-    Enable,
-    /// `disable`: `host`, `binary`, optional `disabled_reason`.
-    Disable,
-    /// `force_down`: `host`, `binary`, `forced_down`.
-    ForceDown,
-}
-
-impl Action {
-    /// The policy rule of the action.
-    pub fn rule(self) -> &'static str {
-        match self {
-            Action::Enable => "zun-service:enable",
-            Action::Disable => "zun-service:disable",
-            Action::ForceDown => "zun-service:force_down",
-        }
-    }
-
-    fn keys(self) -> &'static [&'static str] {
-        match self {
-            Action::Enable => &["host", "binary"],
-            Action::Disable => &["host", "binary", "disabled_reason"],
-            Action::ForceDown => &["host", "binary", "forced_down"],
-        }
-    }
-}
-
-/// What an action changed, as Zun echoes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Enable or disable.
-    Disabled {
-        /// As given.
-        host: String,
-        /// As given.
-        binary: String,
-        /// The new flag.
-        disabled: bool,
-        /// The new reason.
-        disabled_reason: Option<String>,
-    },
-    /// Force down or undo it.
-    ForcedDown {
-        /// As given.
-        host: String,
-        /// As given.
-        binary: String,
-        /// The new flag.
-        forced_down: bool,
-    },
-}
-
-fn authorize(state: &AppState, ctx: &RequestContext, rule: &str) -> Result<(), ApiError> {
-    state
-        .policy
-        .enforce(rule, &Target::owned_by(&ctx.creds), &ctx.creds)?;
-    Ok(())
-}
-
-/// Zun's 404 for a service.
-fn not_found(host: &str, binary: &str) -> ApiError {
-    ApiError::NotFound {
-        code: "zun-service-not-found",
-        message: format!("Zun service {binary} on host {host} could not be found."),
+/// The keys `action` takes.
+fn keys(action: Action) -> &'static [&'static str] {
+    match action {
+        Action::Enable => &["host", "binary"],
+        Action::Disable => &["host", "binary", "disabled_reason"],
+        Action::ForceDown => &["host", "binary", "forced_down"],
     }
 }
 
@@ -232,8 +156,8 @@ fn forced_down(params: &Params) -> Result<bool, ApiError> {
     };
     let parsed = match v {
         Value::Bool(b) => Some(*b),
-        Value::String(s) => super::query::parse_bool_strict(s.trim()),
-        Value::Number(n) => super::query::parse_bool_strict(&n.to_string()),
+        Value::String(s) => parse_bool_strict(s.trim()),
+        Value::Number(n) => parse_bool_strict(&n.to_string()),
         _ => None,
     };
     parsed.ok_or_else(|| {
@@ -243,100 +167,39 @@ fn forced_down(params: &Params) -> Result<bool, ApiError> {
     })
 }
 
-/// `GET /v1/services`: every service, oldest first, with its liveness.
-pub async fn list(state: &AppState, ctx: &RequestContext) -> Result<Vec<ServiceState>, ApiError> {
-    authorize(state, ctx, "zun-service:get_all")?;
-    let down_after = Duration::from_secs(state.config.conductor.service_down_seconds);
-    let now = Utc::now();
-    Ok(state
-        .db
-        .list_services()
-        .await?
-        .into_iter()
-        .map(|service| ServiceState {
-            up: db::service_is_up(&service, down_after, now),
-            service,
-        })
-        .collect())
-}
-
-/// `DELETE /v1/services?host=&binary=`: the service and its host's compute node.
-pub async fn delete(
-    state: &AppState,
-    ctx: &RequestContext,
-    query: Option<&str>,
-) -> Result<(), ApiError> {
-    authorize(state, ctx, "zun-service:delete")?;
+/// The service `DELETE /v1/services?host=&binary=` names.
+pub fn service_key(query: Option<&str>) -> Result<ServiceKey, ApiError> {
     let params = Params(
-        super::query::pairs(query)
+        pairs(query)
             .into_iter()
             .map(|(k, v)| (k, Value::String(v), Source::Query))
             .collect(),
     );
     let (host, binary) = host_binary(&params)?;
-    if state.db.delete_service(&host, &binary).await? {
-        Ok(())
-    } else {
-        Err(not_found(&host, &binary))
-    }
+    Ok(ServiceKey { host, binary })
 }
 
-/// `PUT /v1/services/{enable,disable,force_down}`.
-pub async fn update(
-    state: &AppState,
-    ctx: &RequestContext,
-    action: Action,
-    params: &Params,
-) -> Result<Outcome, ApiError> {
-    authorize(state, ctx, action.rule())?;
+/// What `PUT /v1/services/<action>` asks, checked in Zun's order: no other keys, `host` and
+/// `binary`, then the action's own parameter.
+pub fn service_change(action: Action, params: &Params) -> Result<(ServiceKey, Change), ApiError> {
     if let Some((key, _, _)) = params
         .0
         .iter()
-        .find(|(k, _, _)| !action.keys().contains(&k.as_str()))
+        .find(|(k, _, _)| !keys(action).contains(&k.as_str()))
     {
         return Err(ApiError::schema(format!(
             "Additional properties are not allowed ('{key}' was unexpected)"
         )));
     }
     let (host, binary) = host_binary(params)?;
-    match action {
-        Action::Enable | Action::Disable => {
-            let disabled = action == Action::Disable;
-            let reason = if disabled {
-                string_param(params, "disabled_reason", false)?
-            } else {
-                None
-            };
-            if !state
-                .db
-                .set_service_disabled(&host, &binary, disabled, reason.as_deref())
-                .await?
-            {
-                return Err(not_found(&host, &binary));
-            }
-            Ok(Outcome::Disabled {
-                host,
-                binary,
-                disabled,
-                disabled_reason: reason,
-            })
-        }
-        Action::ForceDown => {
-            let forced_down = forced_down(params)?;
-            if !state
-                .db
-                .set_service_forced_down(&host, &binary, forced_down)
-                .await?
-            {
-                return Err(not_found(&host, &binary));
-            }
-            Ok(Outcome::ForcedDown {
-                host,
-                binary,
-                forced_down,
-            })
-        }
-    }
+    let change = match action {
+        Action::Enable => Change::Enable,
+        Action::Disable => Change::Disable {
+            reason: string_param(params, "disabled_reason", false)?,
+        },
+        Action::ForceDown => Change::ForceDown(forced_down(params)?),
+    };
+    Ok((ServiceKey { host, binary }, change))
 }
 
 #[cfg(test)]
@@ -346,7 +209,7 @@ mod tests {
 
     fn q(query: &str) -> Params {
         Params(
-            super::super::query::pairs(Some(query))
+            pairs(Some(query))
                 .into_iter()
                 .map(|(k, v)| (k, Value::String(v), Source::Query))
                 .collect(),

@@ -3,7 +3,7 @@
 use db::entity::compute_node;
 use serde_json::{json, Value};
 
-use crate::app::hosts::HostPage;
+use crate::app::host::HostPage;
 
 /// Zun's `cpus` is an integer column: whole counts are shown as integers.
 fn cpus(n: f64) -> Value {

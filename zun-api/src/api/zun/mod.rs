@@ -1,5 +1,15 @@
-//! The route table and the path normalization Zun's pecan routing implies: repeated and
-//! trailing slashes are ignored, and a path without the `v1` prefix means `/v1/...`.
+//! Zun's `/v1` API: its route table, and the path normalization Zun's pecan routing implies
+//! (repeated and trailing slashes are ignored, and a path without the `v1` prefix means
+//! `/v1/...`). Handlers per resource, request parsing in [`parse`], views in [`view`]; errors
+//! are [`ApiError`](crate::error::ApiError), rendered by `http::error`.
+
+pub mod capsules;
+pub mod containers;
+pub mod hosts;
+pub mod parse;
+pub mod root;
+pub mod services;
+pub mod view;
 
 use axum::extract::Request;
 use axum::http::Uri;
@@ -10,8 +20,6 @@ use axum::Router;
 use tower::util::{MapRequest, MapRequestLayer};
 use tower::Layer;
 
-use crate::handlers::{capsules, containers, root};
-use crate::handlers::{hosts, services};
 use crate::http::auth::auth_layer;
 use crate::http::context::request_id_layer;
 use crate::http::microversion::version_layer;

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::app::services::{Outcome, ServiceState};
+use crate::app::service::{Outcome, ServiceState};
 
 /// Zun's `utils.strtime`: `%Y-%m-%dT%H:%M:%S.%f`, always with microseconds.
 pub fn service_time(t: &DateTime<Utc>) -> String {

@@ -1,14 +1,31 @@
-//! Capsule operations: show, list and delete (create is in `create`).
+//! Capsules (Zun's `/v1/capsules`): show, list (pages of one project served from the list
+//! cache while the project is unchanged) and delete; create, with the container names and the
+//! volumes it resolves, is in [`create`].
 
-use db::{CapsuleRecord, Scope};
+mod create;
+mod names;
+mod volumes;
+
+use std::sync::Arc;
+
+use db::{CapsuleRecord, ListParams, Scope};
 use policy::Target;
 
-pub use super::create::{create, NO_VALID_HOST};
-pub use super::query::ListQuery;
+pub use create::{create, NO_VALID_HOST};
+
 use crate::context::RequestContext;
 use crate::error::ApiError;
-pub use crate::http::body::read_json_body;
+use crate::list_cache::{CachedPage, ListKey};
 use crate::state::AppState;
+
+/// The query of `GET /v1/capsules`.
+#[derive(Clone, Debug)]
+pub struct ListQuery {
+    /// Page, sort and marker.
+    pub params: ListParams,
+    /// `all_projects` was given and true.
+    pub all_projects: bool,
+}
 
 /// Whether `ident` is a UUID (Zun's `is_uuid_like`); gives its canonical form.
 fn as_uuid(ident: &str) -> Option<String> {
@@ -90,11 +107,7 @@ pub struct Page {
 }
 
 /// The scope `GET /v1/capsules` lists for this caller, after the policy checks.
-pub fn list_scope(
-    state: &AppState,
-    ctx: &RequestContext,
-    q: &ListQuery,
-) -> Result<Scope, ApiError> {
+fn list_scope(state: &AppState, ctx: &RequestContext, q: &ListQuery) -> Result<Scope, ApiError> {
     let own = Target::owned_by(&ctx.creds);
     state.policy.enforce("capsule:get_all", &own, &ctx.creds)?;
     if q.all_projects {
@@ -107,8 +120,45 @@ pub fn list_scope(
     Ok(own_scope(ctx))
 }
 
+/// A rendered list page.
+#[derive(Debug)]
+pub enum Listing {
+    /// Rendered for this request only (lists beyond one project are not cached).
+    Fresh(Vec<u8>),
+    /// A page of one project, from the list cache or put there.
+    Cached(Arc<CachedPage>),
+}
+
+/// `GET /v1/capsules`: the page `q` asks for, rendered by `render`. Pages of one project are
+/// reused from the list cache while the project's generation is unchanged; `view_key`
+/// fingerprints what else the rendering depends on besides the request's version and base
+/// URL (the fields policy hides).
+pub async fn list(
+    state: &AppState,
+    ctx: &RequestContext,
+    q: &ListQuery,
+    view_key: u64,
+    render: impl FnOnce(&Page) -> Result<Vec<u8>, ApiError>,
+) -> Result<Listing, ApiError> {
+    let scope = list_scope(state, ctx, q)?;
+    let Scope::Project(project) = &scope else {
+        let page = list_page(state, &scope, q).await?;
+        return Ok(Listing::Fresh(render(&page)?));
+    };
+    // The generation is read before the page, so a page is never newer than its label.
+    let generation = state.db.project_generation(project).await?;
+    let key = ListKey::new(project, &q.params, ctx.version, view_key, &ctx.base_url);
+    if let Some(hit) = state.list_cache.get(&key, generation) {
+        return Ok(Listing::Cached(hit));
+    }
+    let page = list_page(state, &scope, q).await?;
+    let page = Arc::new(CachedPage::new(generation, render(&page)?));
+    state.list_cache.insert(key, page.clone());
+    Ok(Listing::Cached(page))
+}
+
 /// One page of `scope`.
-pub async fn list(state: &AppState, scope: &Scope, q: &ListQuery) -> Result<Page, ApiError> {
+async fn list_page(state: &AppState, scope: &Scope, q: &ListQuery) -> Result<Page, ApiError> {
     let records = state.db.list_capsules(scope, &q.params).await?;
     let next_query = (records.len() as u64 == q.params.limit && q.params.limit > 0)
         .then(|| records.last())
@@ -129,16 +179,6 @@ pub async fn list(state: &AppState, scope: &Scope, q: &ListQuery) -> Result<Page
         records,
         next_query,
     })
-}
-
-/// `force` of a query string (absent: false).
-pub fn force_flag(query: Option<&str>) -> Result<bool, ApiError> {
-    super::query::flag(&super::query::pairs(query), "force")
-}
-
-/// `all_projects` of a query string.
-pub fn all_projects_flag(query: Option<&str>) -> Result<bool, ApiError> {
-    super::query::all_projects(&super::query::pairs(query))
 }
 
 /// `DELETE /v1/capsules/{ident}`. A capsule on a host is marked `Deleting` and the host told

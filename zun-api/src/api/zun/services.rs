@@ -7,11 +7,12 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::Value;
 
-use crate::app::services::{self as app, Action};
+use super::parse::services::{read_params, service_change, service_key};
+use super::view::service::{outcome_json, services_json};
+use crate::app::service::{self as app, Action};
 use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::views::services::{outcome_json, services_json};
 
 /// `GET /v1/services`.
 pub async fn list(
@@ -31,7 +32,7 @@ pub async fn delete(
     ctx: RequestContext,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    app::delete(&state, &ctx, query.as_deref()).await?;
+    app::delete(&state, &ctx, service_key(query.as_deref())).await?;
     Ok(Json(Value::Null))
 }
 
@@ -43,14 +44,9 @@ async fn act(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let params = app::read_params(
-        query.as_deref(),
-        &headers,
-        body,
-        state.config.api.max_body_bytes,
-    )
-    .await?;
-    let outcome = app::update(&state, &ctx, action, &params).await?;
+    let limit = state.config.api.max_body_bytes;
+    let params = read_params(query.as_deref(), &headers, body, limit).await?;
+    let outcome = app::update(&state, &ctx, action, service_change(action, &params)).await?;
     Ok(Json(outcome_json(&outcome)))
 }
 
