@@ -4,7 +4,6 @@
 pub mod api;
 pub mod app;
 pub mod auth;
-pub mod cinder;
 pub mod compute;
 pub mod config;
 pub mod context;
@@ -16,6 +15,7 @@ pub mod state;
 
 use std::sync::Arc;
 
+pub use api::cinder;
 pub use api::zun::{normalize_path, router, service};
 pub use compute::conductor;
 pub use config::Config;

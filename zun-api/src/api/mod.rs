@@ -3,7 +3,8 @@
 //! views (`view`) and, for Cinder and Neutron, its own error shape (`error`).
 //!
 //! - [`zun`]: Zun's `/v1` (versions, capsules, container logs, services, hosts);
-//! - `cinder`: the Cinder v3 subset volumes need, on its own listener;
+//! - [`cinder`]: the Cinder v3 subset volumes need, on its own listener;
 //! - `neutron`: the Neutron v2.0 subset security groups need, on its own listener.
 
+pub mod cinder;
 pub mod zun;

@@ -8,4 +8,8 @@
 pub mod capsule;
 pub mod host;
 pub mod logs;
+pub mod quota;
 pub mod service;
+pub mod volume;
+pub mod volume_type;
+pub mod zone;

@@ -1,288 +1,234 @@
-//! The JSON shapes of the block-storage API. Answers: volumes, volume types and quotas as
-//! Cinder's v3 API shows them; fields that Cinder adds at a microversion appear from that
-//! microversion on, admin-only ones only to admins; every stored row renders (odd values as
-//! they are, or as an empty metadata object), so a `GET` never fails on data. Requests: volume
-//! bodies checked strictly, as Cinder's schemas check them, with a 400 naming the field; what
-//! this service cannot do (volumes from snapshots, images, backups or other volumes;
-//! multiattach; scheduler hints) is a 400 saying so, never silently ignored.
+//! Request parsing of the block-storage API, checked strictly as Cinder's schemas check it,
+//! with a 400 naming the field: JSON bodies (400/413/415), booleans, list and summary queries
+//! (a filter, sort or paging parameter this service does not implement is a 400, never
+//! silently ignored), and volume bodies. What this service cannot do (volumes from snapshots,
+//! images, backups or other volumes; multiattach; scheduler hints) is a 400 saying so.
 
-use chrono::{DateTime, Utc};
-use db::volumes::{VolumeLimits, VolumeRecord};
-use serde_json::{json, Map, Value};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value};
 
 use super::error::CinderError;
-use super::{parse_bool, Version};
+use super::version::Version;
+use crate::app::volume::{CreateRequest, ListRequest, UpdateRequest};
+use crate::http::body::{json_bytes, JsonBodyError};
+use crate::http::query::{last, pairs, parse_bool_strict};
 
-/// The id of the only volume type, `__DEFAULT__` (fixed, so clients may cache it).
-pub const DEFAULT_TYPE_ID: &str = "5d6a3f2e-9c1b-4f7a-8e0d-2b4c6a8e1f30";
-/// The name of the only volume type (Cinder's default type's name).
-pub const DEFAULT_TYPE_NAME: &str = "__DEFAULT__";
+/// Most volumes in one page (Cinder's `osapi_max_limit`).
+pub const MAX_LIMIT: u64 = 1000;
 
-/// What a volume's view depends on besides the row: the negotiated microversion, whether the
-/// caller is an admin and the link prefixes of the request.
-#[derive(Clone, Copy, Debug)]
-pub struct Viewer<'a> {
-    /// The negotiated microversion.
-    pub version: Version,
-    /// The caller is an admin (sees the host and the admin-only attributes).
-    pub is_admin: bool,
-    /// `<base>/v3[/<project>]`: the prefix of `self` links.
-    pub versioned: &'a str,
-    /// `<base>[/<project>]`: the prefix of `bookmark` links.
-    pub bookmark: &'a str,
-}
-
-impl Viewer<'_> {
-    fn links(&self, id: &str) -> Value {
-        json!([
-            {"href": format!("{}/volumes/{id}", self.versioned), "rel": "self"},
-            {"href": format!("{}/volumes/{id}", self.bookmark), "rel": "bookmark"},
-        ])
-    }
-}
-
-/// A timestamp as Cinder writes it: `2026-11-24T20:28:00.510474` (UTC, no zone).
-pub fn time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
-}
-
-/// The stored metadata as an object of strings (anything else stored shows as text, a
-/// non-object as `{}`).
-pub fn metadata(stored: &Value) -> Map<String, Value> {
-    match stored {
-        Value::Object(m) => m
+/// A JSON request body, or Cinder's 400/413/415.
+pub fn json_body(headers: &HeaderMap, body: &Bytes, limit: usize) -> Result<Value, CinderError> {
+    let accepted = |ct: &str| {
+        ["application/json", "application/vnd.openstack.volume+json"]
             .iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    Value::String(_) => v.clone(),
-                    other => Value::String(other.to_string()),
-                };
-                (k.clone(), v)
-            })
-            .collect(),
-        _ => Map::new(),
-    }
-}
-
-/// A volume in a summary list: id, name and links.
-pub fn summary(rec: &VolumeRecord, v: &Viewer<'_>) -> Value {
-    let vol = &rec.volume;
-    json!({"id": vol.id, "name": vol.name, "links": v.links(&vol.id)})
-}
-
-/// The attachments of an attached volume: one per container mount of its capsule (one without
-/// a device while the capsule has none recorded yet). `id` is the volume's id, as in Cinder;
-/// `attachment_id` is stable for the mount. `host_name` is shown to admins only, as Cinder does.
-pub fn attachments(rec: &VolumeRecord, is_admin: bool) -> Vec<Value> {
-    let vol = &rec.volume;
-    let Some(capsule) = &vol.capsule_uuid else {
-        return Vec::new();
+            .any(|t| ct.starts_with(t))
     };
-    let host = if is_admin { vol.host.clone() } else { None };
-    let attached_at = vol.attached_at.map(time);
-    let entry = |key: String, device: Option<&str>, container: Option<&str>, ro: Option<bool>| {
-        json!({
-            "id": vol.id,
-            "attachment_id": attachment_id(&key),
-            "volume_id": vol.id,
-            "server_id": capsule,
-            "host_name": host,
-            "device": device,
-            "attached_at": attached_at,
-            "container_uuid": container,
-            "read_only": ro,
-        })
-    };
-    if rec.mounts.is_empty() {
-        return vec![entry(format!("{}/{capsule}", vol.id), None, None, None)];
-    }
-    rec.mounts
-        .iter()
-        .map(|m| {
-            entry(
-                format!("{}/{capsule}/{}", vol.id, m.id),
-                Some(&m.mount_path),
-                Some(&m.container_uuid),
-                Some(m.read_only),
-            )
-        })
-        .collect()
-}
-
-/// A uuid derived from `key` (the same key, the same id).
-fn attachment_id(key: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(key.as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes)
-        .into_uuid()
-        .to_string()
-}
-
-/// A volume in full (`GET /volumes/{id}`, `/volumes/detail`, create and update answers).
-/// `reason` is why it is in `error`; Cinder has no field for it, so it is not shown (yet).
-pub fn detail(rec: &VolumeRecord, reason: Option<&str>, v: &Viewer<'_>) -> Value {
-    let _ = reason;
-    let vol = &rec.volume;
-    let mut out = json!({
-        "id": vol.id,
-        "name": vol.name,
-        "description": vol.description,
-        "size": vol.size_gib,
-        "status": vol.status,
-        "availability_zone": vol.availability_zone,
-        "created_at": time(vol.created_at),
-        "updated_at": vol.updated_at.map(time),
-        "attachments": attachments(rec, v.is_admin),
-        "bootable": "false",
-        "encrypted": false,
-        "multiattach": false,
-        "metadata": metadata(&vol.metadata),
-        "volume_type": DEFAULT_TYPE_NAME,
-        "snapshot_id": null,
-        "source_volid": null,
-        "consistencygroup_id": null,
-        "replication_status": null,
-        "user_id": vol.user_id,
-        "links": v.links(&vol.id),
-        "os-vol-tenant-attr:tenant_id": vol.project_id,
-    });
-    let Value::Object(m) = &mut out else {
-        return out;
-    };
-    let at = |minor: u16| v.version.at_least(minor);
-    if v.is_admin {
-        m.insert("migration_status".into(), Value::Null);
-        m.insert("os-vol-host-attr:host".into(), json!(vol.host));
-        m.insert("os-vol-mig-status-attr:migstat".into(), Value::Null);
-        m.insert("os-vol-mig-status-attr:name_id".into(), Value::Null);
-    }
-    if at(13) {
-        m.insert("group_id".into(), Value::Null);
-    }
-    if v.is_admin && at(21) {
-        m.insert("provider_id".into(), Value::Null);
-    }
-    if at(48) {
-        m.insert("shared_targets".into(), Value::Bool(false));
-        m.insert("service_uuid".into(), Value::Null);
-    }
-    if v.is_admin && at(61) {
-        m.insert("cluster_name".into(), Value::Null);
-    }
-    if at(63) {
-        m.insert("volume_type_id".into(), json!(DEFAULT_TYPE_ID));
-    }
-    if at(65) {
-        m.insert("consumes_quota".into(), Value::Bool(true));
-    }
-    out
-}
-
-/// The only volume type.
-pub fn default_type() -> Value {
-    json!({
-        "id": DEFAULT_TYPE_ID,
-        "name": DEFAULT_TYPE_NAME,
-        "description": "Default Volume Type",
-        "is_public": true,
-        "extra_specs": {},
-        "os-volume-type-access:is_public": true,
+    json_bytes(headers, body, limit, accepted).map_err(|e| match e {
+        JsonBodyError::TooLarge => {
+            CinderError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request is too large.")
+        }
+        JsonBodyError::UnsupportedType(_) => CinderError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported Content-Type",
+        ),
+        JsonBodyError::Malformed(_) => CinderError::bad_request("Malformed request body"),
     })
 }
 
-/// A limit as Cinder shows it: `-1` for unlimited.
-fn limit(n: i64) -> i64 {
-    if n < 0 {
-        -1
-    } else {
-        n
+/// A boolean query parameter as Cinder reads it (`strutils.bool_from_string`, strict).
+pub fn parse_bool(name: &str, v: &str) -> Result<bool, CinderError> {
+    parse_bool_strict(v.trim()).ok_or_else(|| {
+        CinderError::bad_request(format!(
+            "Invalid value '{v}' for {name}: it must be a boolean."
+        ))
+    })
+}
+
+/// A parsed list query.
+#[derive(Debug, Default)]
+pub struct ListQuery {
+    /// What the operation needs.
+    pub list: ListRequest,
+    /// Page size in force (asked, or the maximum).
+    pub limit: u64,
+    /// The query without `marker`, for the next link.
+    pub rest: Vec<(String, String)>,
+}
+
+/// Whether `sort` (Cinder's `key[:dir],...`) asks for the one order served: newest first.
+fn default_sort(sort: &str) -> bool {
+    let keys: Vec<(&str, &str)> = sort
+        .split(',')
+        .map(|k| {
+            let (key, dir) = k.split_once(':').unwrap_or((k, "desc"));
+            (key.trim(), dir.trim())
+        })
+        .collect();
+    matches!(
+        keys.as_slice(),
+        [("created_at", "desc")] | [("created_at", "desc"), ("id", "desc")]
+    )
+}
+
+/// The query of `GET /volumes[/detail]` for a caller who is an admin or not, at `version`
+/// (`project_id` is a filter of admins only, `with_count` one of 3.45 on).
+pub fn list_query(
+    query: Option<&str>,
+    is_admin: bool,
+    version: Version,
+) -> Result<ListQuery, CinderError> {
+    let mut p = ListQuery {
+        limit: MAX_LIMIT,
+        ..Default::default()
+    };
+    let mut invalid = Vec::new();
+    let all = pairs(query);
+    let has = |k: &str| all.iter().any(|(key, _)| key == k);
+    if has("sort") && (has("sort_key") || has("sort_dir")) {
+        return Err(CinderError::bad_request(
+            "The 'sort_key' and 'sort_dir' parameters are deprecated and cannot be used with \
+             the 'sort' parameter.",
+        ));
+    }
+    let unsorted = || {
+        CinderError::bad_request(
+            "Volumes are listed newest first only: the sort may only be created_at:desc.",
+        )
+    };
+    for (k, v) in all {
+        match k.as_str() {
+            "marker" => {
+                p.list.query.marker = Some(v);
+                continue;
+            }
+            "name" => p.list.query.name = Some(v.clone()),
+            "status" => p.list.query.status = Some(v.clone()),
+            "limit" => {
+                let n: i64 = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| CinderError::bad_request("limit param must be an integer"))?;
+                let n = u64::try_from(n)
+                    .map_err(|_| CinderError::bad_request("limit param must be positive"))?;
+                p.limit = n.min(MAX_LIMIT);
+            }
+            "offset" => match v.trim().parse::<i64>() {
+                Ok(0) => {}
+                _ => {
+                    return Err(CinderError::bad_request(
+                        "offset is not supported: page with marker and limit.",
+                    ))
+                }
+            },
+            "sort" if default_sort(&v) => {}
+            "sort_key" if v == "created_at" => {}
+            "sort_dir" if v == "desc" => {}
+            "sort" | "sort_key" | "sort_dir" => return Err(unsorted()),
+            "all_tenants" => p.list.all_tenants = parse_bool(&k, &v)?,
+            "project_id" if is_admin => p.list.project = Some(v.clone()),
+            "with_count" if version.at_least(45) => p.list.with_count = parse_bool(&k, &v)?,
+            _ => invalid.push(k.clone()),
+        }
+        p.rest.push((k, v));
+    }
+    if !invalid.is_empty() {
+        return Err(CinderError::bad_request(format!(
+            "Invalid filters {} are found in query options.",
+            invalid.join(",")
+        )));
+    }
+    p.list.query.limit = Some(p.limit);
+    Ok(p)
+}
+
+/// The query of `GET /volumes/summary`: only `all_tenants`.
+pub fn summary_query(query: Option<&str>) -> Result<bool, CinderError> {
+    let mut all_tenants = false;
+    for (k, v) in pairs(query) {
+        match k.as_str() {
+            "all_tenants" => all_tenants = parse_bool(&k, &v)?,
+            _ => {
+                return Err(CinderError::bad_request(format!(
+                    "Invalid filters {k} are found in query options."
+                )))
+            }
+        }
+    }
+    Ok(all_tenants)
+}
+
+/// The query of `DELETE /volumes/{id}`: `cascade` (no snapshots exist, so it changes nothing)
+/// and `force` (not supported), both booleans.
+pub fn delete_query(query: Option<&str>) -> Result<(), CinderError> {
+    for (k, v) in pairs(query) {
+        if k == "cascade" {
+            parse_bool(&k, &v)?;
+        }
+        if k == "force" && parse_bool(&k, &v)? {
+            return Err(CinderError::bad_request(
+                "Force-deleting a volume is not supported by this service: delete it when it \
+                 is available or in error, after the capsule using it is deleted.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The project `GET /limits` names (`project_id` or `tenant_id`, from 3.39; the operation
+/// honours it for admins only).
+pub fn limits_query(query: Option<&str>, version: Version) -> Option<String> {
+    let pairs = pairs(query);
+    let asked = ["project_id", "tenant_id"]
+        .iter()
+        .find_map(|k| last(&pairs, k))?;
+    version.at_least(39).then(|| asked.to_owned())
+}
+
+/// `usage` of `GET /os-quota-sets/{project}` (absent: false).
+pub fn quota_usage(query: Option<&str>) -> Result<bool, CinderError> {
+    let pairs = pairs(query);
+    match last(&pairs, "usage") {
+        Some(v) => parse_bool("usage", v),
+        None => Ok(false),
     }
 }
 
-/// `GET /limits`: the project's absolute limits and usage (no rate limits; no snapshots or
-/// backups exist here, so their limits are 0).
-pub fn limits(l: VolumeLimits, gib_used: i64, volumes_used: u64) -> Value {
-    json!({"limits": {"rate": [], "absolute": {
-        "maxTotalVolumes": limit(l.project_volumes),
-        "maxTotalVolumeGigabytes": limit(l.project_gigabytes),
-        "maxTotalSnapshots": 0,
-        "maxTotalBackups": 0,
-        "maxTotalBackupGigabytes": 0,
-        "totalVolumesUsed": volumes_used,
-        "totalGigabytesUsed": gib_used,
-        "totalSnapshotsUsed": 0,
-        "totalBackupsUsed": 0,
-        "totalBackupGigabytesUsed": 0,
-    }}})
+/// The action of a `POST /volumes/{id}/action` body: its one key.
+pub fn action_name(body: &Value) -> Result<String, CinderError> {
+    match body {
+        Value::Object(m) if m.len() == 1 => Ok(m.keys().next().cloned().unwrap_or_default()),
+        _ => Err(CinderError::bad_request("Malformed request body")),
+    }
 }
 
-/// `GET /os-quota-sets/{project}`: the quotas, with `usage` (`in_use`, `reserved`) per
-/// resource when `usage` is given.
-pub fn quota_set(project: &str, l: VolumeLimits, usage: Option<(i64, u64)>) -> Value {
-    let quotas: [(&str, i64, i64); 7] = [
-        (
-            "volumes",
-            limit(l.project_volumes),
-            usage.map_or(0, |u| i64::try_from(u.1).unwrap_or(i64::MAX)),
-        ),
-        (
-            "gigabytes",
-            limit(l.project_gigabytes),
-            usage.map_or(0, |u| u.0),
-        ),
-        ("per_volume_gigabytes", limit(l.max_size_gib), 0),
-        ("snapshots", 0, 0),
-        ("backups", 0, 0),
-        ("backup_gigabytes", 0, 0),
-        ("groups", 0, 0),
-    ];
-    let mut m = Map::new();
-    m.insert("id".into(), json!(project));
-    for (name, lim, used) in quotas {
-        let v = if usage.is_some() {
-            json!({"limit": lim, "in_use": used, "reserved": 0})
-        } else {
-            json!(lim)
-        };
-        m.insert(name.into(), v);
+/// The metadata of a metadata body (`{"metadata": {...}}` or `{"meta": {...}}`, as `key`).
+pub fn metadata_body(
+    headers: &HeaderMap,
+    body: &Bytes,
+    limit: usize,
+    key: &str,
+) -> Result<Map<String, Value>, CinderError> {
+    let body = json_body(headers, body, limit)?;
+    parse_metadata(&Value::Object(wrapped(&body, key, false)?.clone()))
+}
+
+/// The one item of a `PUT /volumes/{id}/metadata/{key}` body, which must be `key`'s.
+pub fn metadata_item(new: Map<String, Value>, key: &str) -> Result<Value, CinderError> {
+    if new.len() > 1 {
+        return Err(CinderError::bad_request(
+            "Request body contains too many items.",
+        ));
     }
-    json!({ "quota_set": m })
+    new.get(key)
+        .cloned()
+        .ok_or_else(|| CinderError::bad_request("Request body and URI mismatch"))
 }
 
 /// Longest name, description, metadata key or value, in characters.
 const MAX_TEXT: usize = 255;
 /// Largest size the schema accepts (Cinder's `DB_MAX_INT`), before the configured limit.
 const DB_MAX_INT: i64 = 0x7FFF_FFFF;
-
-/// A `POST /volumes` body, checked.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CreateRequest {
-    /// Size, GiB (>= 1).
-    pub size: i64,
-    /// Name (trimmed).
-    pub name: Option<String>,
-    /// Description (trimmed).
-    pub description: Option<String>,
-    /// Requested zone.
-    pub availability_zone: Option<String>,
-    /// Metadata.
-    pub metadata: Map<String, Value>,
-    /// Requested type (name or id), if any.
-    pub volume_type: Option<String>,
-}
-
-/// A `PUT /volumes/{id}` body, checked: `None` leaves a field as it is.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct UpdateRequest {
-    /// New name (`Some(None)`: none).
-    pub name: Option<Option<String>>,
-    /// New description.
-    pub description: Option<Option<String>>,
-    /// New metadata (replaces the old).
-    pub metadata: Option<Map<String, Value>>,
-}
 
 /// Source keys Cinder accepts and this service does not implement; `null` is fine.
 const SOURCES: &[(&str, &str)] = &[
@@ -415,7 +361,7 @@ fn no_hints(key: &str, v: &Value) -> Result<(), CinderError> {
 
 /// The object under `key` of a body that has only that key (and, for a create, scheduler
 /// hints).
-pub(super) fn wrapped<'a>(
+fn wrapped<'a>(
     body: &'a Value,
     key: &str,
     hints: bool,
@@ -555,128 +501,10 @@ pub fn parse_update(body: &Value, version: Version) -> Result<UpdateRequest, Cin
     }
     Ok(req)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::StatusCode;
-    use chrono::TimeZone;
-    use db::entity::{volume, volume_mapping};
-
-    fn row() -> volume::Model {
-        let t = Utc.with_ymd_and_hms(2026, 11, 24, 20, 28, 0).unwrap();
-        volume::Model {
-            id: "v1".into(),
-            project_id: "p".into(),
-            user_id: "u".into(),
-            name: Some("data".into()),
-            description: None,
-            size_gib: 1,
-            status: "in-use".into(),
-            status_reason: None,
-            host: Some("h1".into()),
-            availability_zone: "nova".into(),
-            capsule_uuid: Some("c1".into()),
-            attached_at: Some(t),
-            auto_remove: false,
-            metadata: json!({"a": "b", "n": 1}),
-            created_at: t,
-            updated_at: None,
-        }
-    }
-
-    fn viewer(version: u16, is_admin: bool) -> Viewer<'static> {
-        Viewer {
-            version: Version(version),
-            is_admin,
-            versioned: "http://h/v3/p",
-            bookmark: "http://h/p",
-        }
-    }
-
-    #[test]
-    fn detail_follows_version_and_role() {
-        let rec = VolumeRecord {
-            volume: row(),
-            mounts: vec![],
-        };
-        let d = detail(&rec, None, &viewer(0, false));
-        assert_eq!(d["created_at"], "2026-11-24T20:28:00.000000");
-        assert_eq!(d["updated_at"], Value::Null);
-        assert_eq!(d["metadata"], json!({"a": "b", "n": "1"}));
-        assert_eq!(d["links"][0]["href"], "http://h/v3/p/volumes/v1");
-        assert_eq!(d["links"][1]["href"], "http://h/p/volumes/v1");
-        assert!(d.get("os-vol-host-attr:host").is_none());
-        assert!(d.get("group_id").is_none());
-        assert!(d.get("volume_type_id").is_none());
-        // One attachment without a device while no mount is recorded; no host for users.
-        let a = d["attachments"].as_array().unwrap();
-        assert_eq!(a.len(), 1);
-        assert_eq!(a[0]["server_id"], "c1");
-        assert_eq!(a[0]["device"], Value::Null);
-        assert_eq!(a[0]["host_name"], Value::Null);
-        let d = detail(&rec, None, &viewer(70, true));
-        assert_eq!(d["os-vol-host-attr:host"], "h1");
-        assert_eq!(d["group_id"], Value::Null);
-        assert_eq!(d["volume_type_id"], DEFAULT_TYPE_ID);
-        assert_eq!(d["consumes_quota"], true);
-        assert_eq!(d["attachments"][0]["host_name"], "h1");
-    }
-
-    #[test]
-    fn one_attachment_per_mount_with_stable_ids() {
-        let t = Utc::now();
-        let mount = |id: i32, path: &str| volume_mapping::Model {
-            id,
-            capsule_id: 1,
-            container_uuid: format!("k{id}"),
-            volume_name: "data".into(),
-            mount_path: path.into(),
-            read_only: id == 2,
-            volume_id: Some("v1".into()),
-            auto_remove: false,
-            created_at: t,
-        };
-        let rec = VolumeRecord {
-            volume: row(),
-            mounts: vec![mount(1, "/data"), mount(2, "/ro")],
-        };
-        let a = attachments(&rec, false);
-        assert_eq!(a.len(), 2);
-        assert_eq!(a[1]["device"], "/ro");
-        assert_eq!(a[1]["read_only"], true);
-        assert_eq!(a[0]["container_uuid"], "k1");
-        assert_ne!(a[0]["attachment_id"], a[1]["attachment_id"]);
-        assert_eq!(attachments(&rec, false)[0], a[0]);
-        let mut free = rec.clone();
-        free.volume.capsule_uuid = None;
-        assert!(attachments(&free, true).is_empty());
-    }
-
-    #[test]
-    fn odd_metadata_still_renders() {
-        assert!(metadata(&json!([1, 2])).is_empty());
-        assert!(metadata(&Value::Null).is_empty());
-    }
-
-    #[test]
-    fn quotas_and_limits_show_unlimited_as_minus_one() {
-        let l = VolumeLimits {
-            max_size_gib: 100,
-            project_gigabytes: -5,
-            project_volumes: 10,
-        };
-        let q = quota_set("p", l, Some((3, 2)));
-        assert_eq!(
-            q["quota_set"]["gigabytes"],
-            json!({"limit": -1, "in_use": 3, "reserved": 0})
-        );
-        assert_eq!(q["quota_set"]["volumes"]["in_use"], 2);
-        assert_eq!(quota_set("p", l, None)["quota_set"]["volumes"], 10);
-        let lim = limits(l, 3, 2);
-        assert_eq!(lim["limits"]["absolute"]["maxTotalVolumeGigabytes"], -1);
-        assert_eq!(lim["limits"]["absolute"]["totalVolumesUsed"], 2);
-    }
+    use serde_json::json;
 
     fn create(volume: Value) -> Result<CreateRequest, CinderError> {
         parse_create(&json!({ "volume": volume }))
@@ -789,5 +617,25 @@ mod tests {
         let e = parse_update(&json!({"volume": {"size": 2}}), Version(0)).unwrap_err();
         assert!(e.message().contains("'size'"));
         assert!(parse_update(&json!({"volume": {"metadata": null}}), Version(0)).is_err());
+    }
+
+    #[test]
+    fn booleans_as_cinder_reads_them() {
+        assert!(parse_bool("x", "True").unwrap());
+        assert!(parse_bool("x", "1").unwrap());
+        assert!(!parse_bool("x", "off").unwrap());
+        assert_eq!(
+            parse_bool("all_tenants", "maybe").unwrap_err().status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn sort_is_newest_first_only() {
+        assert!(default_sort("created_at"));
+        assert!(default_sort("created_at:desc"));
+        assert!(default_sort("created_at:desc,id:desc"));
+        assert!(!default_sort("created_at:asc"));
+        assert!(!default_sort("name"));
     }
 }

@@ -1,13 +1,21 @@
 //! Errors of the block-storage API in Cinder's shape: `{"<fault>": {"code", "message"}}`, the
 //! fault name following the status as Cinder's `Fault` names it (`badRequest`, `itemNotFound`,
-//! `overLimit`, ..., `computeFault` for anything else), so clients print them as Cinder's.
+//! `overLimit`, ..., `computeFault` for anything else), so clients print them as Cinder's; and
+//! the Cinder wording of each [`VolumeError`] of the operations.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use db::volumes::VolumeRefused;
 use serde_json::json;
 
+use crate::app::volume::VolumeError;
 use crate::error::ErrorChain;
+
+/// Cinder's refusal to delete a volume in the wrong state.
+pub const NOT_DELETABLE: &str = "Invalid volume: Volume status must be available or error or \
+    error_restoring or error_extending or error_managing and must not be migrating, attached, \
+    belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots \
+    after volume transfer.";
 
 /// An error answered by the block-storage API.
 #[derive(Debug)]
@@ -148,6 +156,45 @@ impl From<db::DbError> for CinderError {
                  operation. (request {rid})"
             ),
         )
+    }
+}
+
+impl From<VolumeError> for CinderError {
+    fn from(e: VolumeError) -> Self {
+        match e {
+            VolumeError::Denied { action } => Self::forbidden(action),
+            VolumeError::NotFound { id } => Self::volume_not_found(&id),
+            VolumeError::UnknownType { name } => {
+                Self::not_found(format!("Volume type with name {name} could not be found."))
+            }
+            VolumeError::TypeNotFound { id } => {
+                Self::not_found(format!("Volume type {id} could not be found."))
+            }
+            VolumeError::InvalidZone { zone } => {
+                Self::bad_request(format!("Availability zone '{zone}' is invalid."))
+            }
+            VolumeError::NotDeletable { capsule } => {
+                let mut msg = NOT_DELETABLE.to_owned();
+                if let Some(c) = capsule {
+                    msg.push_str(&format!(" It is attached to capsule {c}."));
+                }
+                Self::bad_request(msg)
+            }
+            VolumeError::NoMetadataKey { id, key } => {
+                Self::not_found(format!("Volume {id} has no metadata with key {key}."))
+            }
+            VolumeError::UnsupportedAction { name } => Self::bad_request(format!(
+                "Volume action {name} is not supported by this service."
+            )),
+            VolumeError::QuotasFixed => Self::bad_request(
+                "Quotas of this service are set in zun-api's configuration ([volume] \
+                 project_volumes, project_gigabytes, max_size_gib) and apply to every project; \
+                 they cannot be changed through the API.",
+            ),
+            VolumeError::Refused(r) => r.into(),
+            VolumeError::Db(e) => e.into(),
+            VolumeError::Compute(e) => Self::internal(ErrorChain(e.as_ref())),
+        }
     }
 }
 
