@@ -10,13 +10,12 @@ pub mod context;
 pub mod error;
 pub mod http;
 pub mod list_cache;
-pub mod neutron;
 pub mod state;
 
 use std::sync::Arc;
 
-pub use api::cinder;
 pub use api::zun::{normalize_path, router, service};
+pub use api::{cinder, neutron};
 pub use compute::conductor;
 pub use config::Config;
 pub use state::AppState;

@@ -4,7 +4,8 @@
 //!
 //! - [`zun`]: Zun's `/v1` (versions, capsules, container logs, services, hosts);
 //! - [`cinder`]: the Cinder v3 subset volumes need, on its own listener;
-//! - `neutron`: the Neutron v2.0 subset security groups need, on its own listener.
+//! - [`neutron`]: the Neutron v2.0 subset security groups need, on its own listener.
 
 pub mod cinder;
+pub mod neutron;
 pub mod zun;

@@ -9,6 +9,8 @@ pub mod capsule;
 pub mod host;
 pub mod logs;
 pub mod quota;
+pub mod secgroup;
+pub mod secgroup_rule;
 pub mod service;
 pub mod volume;
 pub mod volume_type;

@@ -1,10 +1,12 @@
 //! Errors of the network API in Neutron's shape: `{"NeutronError": {"type", "message",
-//! "detail"}}`, so the openstack client prints them as it prints Neutron's.
+//! "detail"}}`, so the openstack client prints them as it prints Neutron's; and the Neutron
+//! wording of each [`SecgroupError`] of the operations.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use capsule_types::secgroup::NeutronError;
 
+use crate::app::secgroup::SecgroupError;
 use crate::error::ErrorChain;
 
 /// An error answered by the network API.
@@ -86,6 +88,50 @@ impl From<db::DbError> for NetError {
             "HTTPInternalServerError",
             format!("Request Failed: internal server error while processing your request ({rid})."),
         )
+    }
+}
+
+impl From<SecgroupError> for NetError {
+    fn from(e: SecgroupError) -> Self {
+        match e {
+            SecgroupError::Denied { rule } => Self::forbidden(rule),
+            SecgroupError::GroupNotFound { id } => Self::group_not_found(&id),
+            SecgroupError::RuleNotFound { id } => Self::rule_not_found(&id),
+            SecgroupError::ForeignProject => Self::new(
+                StatusCode::FORBIDDEN,
+                "HTTPForbidden",
+                "Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin privileges",
+            ),
+            SecgroupError::NoProject => Self::bad_request(
+                "A project-scoped token is needed to create security groups and rules.",
+            ),
+            SecgroupError::CannotUpdateDefault => Self::new(
+                StatusCode::CONFLICT,
+                "SecurityGroupCannotUpdateDefault",
+                "Updating default security group not allowed.",
+            ),
+            SecgroupError::DefaultExists => Self::new(
+                StatusCode::CONFLICT,
+                "SecurityGroupDefaultAlreadyExists",
+                "Default security group already exists.",
+            ),
+            SecgroupError::InUse { id } => Self::new(
+                StatusCode::CONFLICT,
+                "SecurityGroupInUse",
+                format!("Security Group {id} in use."),
+            ),
+            SecgroupError::CannotRemoveDefault => Self::new(
+                StatusCode::CONFLICT,
+                "SecurityGroupCannotRemoveDefault",
+                "Insufficient rights for removing default security group.",
+            ),
+            SecgroupError::RuleExists { rule_id } => Self::new(
+                StatusCode::CONFLICT,
+                "SecurityGroupRuleExists",
+                format!("Security group rule already exists. Rule id is {rule_id}."),
+            ),
+            SecgroupError::Db(e) => e.into(),
+        }
     }
 }
 

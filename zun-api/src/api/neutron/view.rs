@@ -1,6 +1,6 @@
-//! Security groups and rules as Neutron shows them, and Neutron's list query: filters on any
-//! attribute (a repeated key matches any of its values), `fields` to pick attributes, and
-//! `limit` and `marker` paging with a `next` link.
+//! Security groups and rules as Neutron shows them, and lists as Neutron answers them: the
+//! parsed [`ListQuery`]'s filters, `fields`, and `limit` and `marker` paging with a `next`
+//! link, applied to the rendered items.
 
 use std::collections::BTreeSet;
 
@@ -9,7 +9,7 @@ use db::entity::security_group_rule;
 use db::secgroups::SecurityGroupRecord;
 use serde_json::{json, Map, Value};
 
-use super::error::NetError;
+use super::parse::ListQuery;
 
 /// The attributes of a security group.
 pub const GROUP_FIELDS: &[&str] = &[
@@ -98,54 +98,7 @@ pub fn group(rec: &SecurityGroupRecord, default_groups: &BTreeSet<String>) -> Va
     })
 }
 
-/// A parsed list query.
-#[derive(Debug, Default)]
-pub struct ListQuery {
-    filters: Vec<(String, Vec<String>)>,
-    fields: Vec<String>,
-    limit: Option<usize>,
-    marker: Option<String>,
-    /// The query without `marker`, for the next link.
-    rest: Vec<(String, String)>,
-}
-
 impl ListQuery {
-    /// Parses `query` for a resource with these attributes; an unknown key is a 400, as with
-    /// Neutron's filter validation.
-    pub fn parse(query: Option<&str>, attributes: &[&str]) -> Result<Self, NetError> {
-        let mut q = ListQuery::default();
-        for (k, v) in crate::http::query::pairs(query) {
-            match k.as_str() {
-                "fields" => q.fields.push(v.clone()),
-                "limit" => {
-                    let n: usize = v.parse().map_err(|_| {
-                        NetError::bad_request(format!("Bad limit request: Limit must be an integer 0 or greater and not '{v}'."))
-                    })?;
-                    q.limit = (n > 0).then_some(n);
-                }
-                "marker" => {
-                    q.marker = Some(v);
-                    continue;
-                }
-                "sort_key" | "sort_dir" | "page_reverse" => {}
-                key if attributes.contains(&key) => {
-                    match q.filters.iter_mut().find(|(f, _)| f == key) {
-                        Some((_, vals)) => vals.push(v.clone()),
-                        None => q.filters.push((key.to_owned(), vec![v.clone()])),
-                    }
-                }
-                key => {
-                    return Err(NetError::bad_request(format!(
-                        "{} is invalid attribute for filtering",
-                        key.chars().take(64).collect::<String>()
-                    )))
-                }
-            }
-            q.rest.push((k, v));
-        }
-        Ok(q)
-    }
-
     /// Whether `item` passes every filter.
     fn matches(&self, item: &Value) -> bool {
         self.filters.iter().all(|(key, wanted)| {
