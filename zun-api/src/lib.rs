@@ -1,5 +1,18 @@
-//! The capsule API server: a Zun-compatible `/v1` REST API (capsules, versions, health) with
-//! Keystone authentication, oslo-style policy and microversions, over the `db` crate.
+//! The capsule API server: a Zun-compatible `/v1` REST API (capsules, container logs, services,
+//! hosts), plus the Cinder-like volume API and the Neutron-like security-group API on their own
+//! listeners, with Keystone (or OpenID Connect) authentication, oslo-style policy and
+//! microversions, over the `db` crate, talking to compute hosts over the `rpc` crate.
+//!
+//! Layers, each importing only from those below it:
+//!
+//! - ground: [`config`], [`context`] (the caller of a request) and [`error`] (`ApiError`);
+//! - below the state: [`auth`] (the authenticator), [`compute`] (the typed `ComputeClient`,
+//!   placement, the outbox dispatcher and the firewall sender) and [`list_cache`];
+//! - [`state`]: `AppState`, which holds them;
+//! - [`app`]: the operations of the three APIs by resource, without HTTP;
+//! - [`http`]: the HTTP plumbing the APIs share;
+//! - [`api`]: the three APIs (`zun`, `cinder`, `neutron`), each routes, handlers, request
+//!   parsing and views; and `compute::conductor`, which runs on a whole state.
 
 pub mod api;
 pub mod app;

@@ -1,8 +1,8 @@
 //! Keeps compute hosts' security-group firewalls current: a change marks the hosts it affects,
 //! and a background task bumps the epoch once for everything marked, computes each marked
-//! host's whole firewall from the database and casts it ([`ComputeClient::set_firewall`]). Bursts of changes
-//! coalesce into one document per host; a lost message is made good when the host's next
-//! heartbeat shows an older epoch than the database's.
+//! host's whole firewall from the database and casts it ([`ComputeClient::set_firewall`]).
+//! Bursts of changes coalesce into one document per host; a lost message is made good when the
+//! host's next heartbeat shows an older epoch than the database's.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, Weak};

@@ -1,7 +1,8 @@
 //! The authentication layer every API runs inside its request-id layer: public routes pass,
-//! everything else needs an identity from the state's [`Authenticator`](crate::auth::Authenticator),
-//! which it puts in the request's extensions for the [`RequestContext`](crate::context::RequestContext)
-//! extractor; a refusal is answered at once.
+//! everything else needs an identity from the state's
+//! [`Authenticator`](crate::auth::Authenticator), which it puts in the request's extensions
+//! for the [`RequestContext`](crate::context::RequestContext) extractor; a refusal is answered
+//! at once.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
