@@ -7,6 +7,7 @@ use axum::Json;
 use capsule_types::microversion::ApiVersion;
 use serde_json::{json, Value};
 
+use crate::app::health as app;
 use crate::error::ApiError;
 use crate::http::context::base_url;
 use crate::state::AppState;
@@ -67,7 +68,7 @@ pub async fn v1(State(state): State<AppState>, headers: HeaderMap) -> Json<Value
 
 /// `GET /healthcheck`: answers `OK` while the database answers.
 pub async fn healthcheck(State(state): State<AppState>) -> Result<&'static str, ApiError> {
-    state.db.ping().await?;
+    app::check(&state).await?;
     Ok("OK")
 }
 
