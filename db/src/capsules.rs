@@ -3,12 +3,10 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set, TransactionTrait,
 };
 use serde_json::Value as Json;
 
@@ -16,6 +14,7 @@ use crate::entity::{
     capsule, capsule_container, capsule_security_group, capsule_template, project_generation,
     volume_mapping,
 };
+use crate::ground::{now, touch_project};
 use crate::outbox::{enqueue, NewOutbox};
 use crate::pagination::{after_marker, order_terms};
 use crate::placement::{claim_ports, claim_resources, release_claim, Claim};
@@ -169,11 +168,6 @@ pub struct CapsuleRecord {
     pub containers: Vec<capsule_container::Model>,
     /// Security groups as named in the template, in order.
     pub security_groups: Vec<String>,
-}
-
-/// Now, truncated to microseconds so every backend stores and returns the same value.
-pub(crate) fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
 }
 
 impl Database {
@@ -620,27 +614,4 @@ impl Database {
             .await
             .map_err(DbError::query("counting capsules"))
     }
-}
-
-/// Bumps the generation of `project` inside the caller's transaction.
-pub(crate) async fn touch_project<C: ConnectionTrait>(db: &C, project: &str) -> Result<(), DbErr> {
-    project_generation::Entity::insert(project_generation::ActiveModel {
-        project_id: Set(project.to_owned()),
-        generation: Set(1),
-    })
-    .on_conflict(
-        OnConflict::column(project_generation::Column::ProjectId)
-            .value(
-                project_generation::Column::Generation,
-                Expr::col((
-                    project_generation::Entity,
-                    project_generation::Column::Generation,
-                ))
-                .add(1),
-            )
-            .to_owned(),
-    )
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
 }

@@ -6,6 +6,7 @@ pub mod containers;
 pub mod entity;
 mod error;
 pub mod firewall;
+mod ground;
 pub mod migration;
 pub mod outbox;
 mod pagination;

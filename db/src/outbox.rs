@@ -11,8 +11,8 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
-use crate::capsules::now;
 use crate::entity::outbox;
+use crate::ground::now;
 use crate::{Database, DbError};
 
 /// A message to publish.

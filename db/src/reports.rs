@@ -11,9 +11,9 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use crate::capsules::{now, touch_project};
 use crate::entity::{capsule, capsule_container, capsule_security_group, capsule_template};
 use crate::entity::{host_port, volume_mapping};
+use crate::ground::{now, touch_project};
 use crate::placement::release_claim;
 use crate::volumes::{release_failed_volumes, release_volumes, volumes_made};
 use crate::{Database, DbError};

@@ -3,7 +3,6 @@
 //! database itself, and groups in use by capsules kept.
 
 use capsule_types::secgroup::{Direction, Ethertype, GroupFields, NewRule};
-use chrono::{SubsecRound, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
@@ -14,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::entity::{
     capsule_security_group, default_security_group, security_group, security_group_rule,
 };
+use crate::ground::now;
 use crate::{Database, DbError};
 
 /// A group with its rules.
@@ -98,10 +98,6 @@ fn in_scope(scope: GroupScope<'_>) -> sea_orm::Condition {
         }
         GroupScope::All => sea_orm::Condition::all(),
     }
-}
-
-fn now() -> chrono::DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
 }
 
 impl Database {

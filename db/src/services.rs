@@ -14,8 +14,8 @@ use sea_orm::{
 };
 use serde_json::Value as Json;
 
-use crate::capsules::now;
 use crate::entity::{capsule, compute_node, zun_service};
+use crate::ground::now;
 use crate::{Database, DbError, SortDir};
 
 /// The runtimes every compute node offers.

@@ -13,8 +13,8 @@ use sea_orm::{
 };
 use serde_json::Value as Json;
 
-use crate::capsules::{now, touch_project};
 use crate::entity::{capsule, volume, volume_mapping};
+use crate::ground::{now, touch_project};
 use crate::outbox::{enqueue, NewOutbox};
 use crate::{Database, DbError};
 

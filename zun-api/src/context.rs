@@ -1,23 +1,30 @@
-//! Per-request context: the request id (a task-local for error bodies), the caller's identity,
-//! the negotiated microversion and the base URL for links.
+//! Per-request context as the operations see it: the request id (a task-local, so error bodies
+//! can name it), the caller's identity and policy credentials, the negotiated microversion and
+//! the base URL for links. Part of the crate's ground: it imports no other module of it (the
+//! HTTP side, which builds a context from a request, is `http::context`).
 
+use std::future::Future;
 use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequestParts, Request};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue};
-use axum::middleware::Next;
-use axum::response::Response;
 use capsule_types::microversion::ApiVersion;
-use tracing::Instrument;
-
-use crate::auth::Identity;
-use crate::error::ApiError;
-use crate::state::AppState;
+use chrono::{DateTime, Utc};
 
 /// The request id, `req-<uuid4>`, echoed in `x-openstack-request-id` and in error bodies.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestId(pub String);
+
+impl RequestId {
+    /// A fresh id.
+    pub fn new() -> Self {
+        Self(format!("req-{}", uuid::Uuid::new_v4()))
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 tokio::task_local! {
     static REQUEST_ID: RequestId;
@@ -28,30 +35,66 @@ pub fn current_request_id() -> Option<RequestId> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
-/// The response header carrying the request id.
-pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
-
-/// Outermost layer: gives every request an id, runs the rest inside its scope, sets the header.
-pub async fn request_id_layer(mut req: Request, next: Next) -> Response {
-    let id = RequestId(format!("req-{}", uuid::Uuid::new_v4()));
-    req.extensions_mut().insert(id.clone());
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id.0,
-        method = %req.method(),
-        path = %req.uri().path(),
-    );
-    let mut resp = REQUEST_ID
-        .scope(id.clone(), next.run(req).instrument(span.clone()))
-        .await;
-    if let Ok(v) = HeaderValue::from_str(&id.0) {
-        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
-    }
-    span.in_scope(|| tracing::info!(status = resp.status().as_u16(), "handled"));
-    resp
+/// Runs `f` as the handling of request `id` ([`current_request_id`] answers `id` inside it).
+pub async fn with_request_id<F: Future>(id: RequestId, f: F) -> F::Output {
+    REQUEST_ID.scope(id, f).await
 }
 
-/// Everything a handler needs to know about its caller.
+/// How a caller was authenticated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// A Keystone token.
+    Keystone,
+    /// Trusted headers, `[auth] strategy = "noauth"`.
+    Noauth,
+    /// An OpenID Connect bearer token (a JWT access token of an `[oidc]` issuer).
+    Oidc,
+}
+
+/// The caller, as a validated token describes them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Identity {
+    /// User id.
+    pub user_id: String,
+    /// User name.
+    pub user_name: Option<String>,
+    /// User's domain id.
+    pub user_domain_id: Option<String>,
+    /// Project the token is scoped to (none for domain- or system-scoped tokens).
+    pub project_id: Option<String>,
+    /// Project name.
+    pub project_name: Option<String>,
+    /// Project's domain id.
+    pub project_domain_id: Option<String>,
+    /// Role names on the scope.
+    pub roles: Vec<String>,
+    /// When the token expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// How it was authenticated.
+    pub method: AuthMethod,
+}
+
+impl Identity {
+    /// Policy credentials of this identity (`is_admin` still to be computed by the enforcer).
+    pub fn credentials(&self) -> policy::Credentials {
+        policy::Credentials {
+            user_id: Some(self.user_id.clone()),
+            project_id: self.project_id.clone(),
+            user_domain_id: self.user_domain_id.clone(),
+            project_domain_id: self.project_domain_id.clone(),
+            roles: self.roles.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Whether the caller holds the `member` role on a project (OpenStack's
+    /// `PROJECT_MEMBER`): what creating and changing resources takes short of admin.
+    pub fn is_project_member(&self) -> bool {
+        self.project_id.is_some() && self.roles.iter().any(|r| r == "member")
+    }
+}
+
+/// Everything an operation needs to know about its caller.
 #[derive(Clone, Debug)]
 pub struct RequestContext {
     /// Request id.
@@ -66,59 +109,4 @@ pub struct RequestContext {
     pub base_url: String,
     /// Policy credentials of the caller.
     pub creds: Arc<policy::Credentials>,
-}
-
-impl<S> FromRequestParts<S> for RequestContext
-where
-    S: Send + Sync,
-    AppState: FromRef<S>,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = AppState::from_ref(state);
-        let identity = parts
-            .extensions
-            .get::<Arc<Identity>>()
-            .cloned()
-            .ok_or_else(|| state.auth.unauthorized())?;
-        let request_id = parts
-            .extensions
-            .get::<RequestId>()
-            .cloned()
-            .unwrap_or_else(|| RequestId(format!("req-{}", uuid::Uuid::new_v4())));
-        let version = parts
-            .extensions
-            .get::<ApiVersion>()
-            .copied()
-            .unwrap_or(ApiVersion::MIN);
-        let creds = identity.credentials();
-        let is_admin = state.policy.is_admin(&creds);
-        let creds = Arc::new(policy::Credentials { is_admin, ..creds });
-        Ok(Self {
-            request_id,
-            identity,
-            is_admin,
-            version,
-            base_url: base_url(state.config.api.public_url.as_deref(), &parts.headers),
-            creds,
-        })
-    }
-}
-
-/// The base URL of links: the configured public URL, else `http://<Host>`.
-pub fn base_url(public_url: Option<&str>, headers: &HeaderMap) -> String {
-    if let Some(u) = public_url {
-        return u.trim_end_matches('/').to_owned();
-    }
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
-        })
-        .unwrap_or("localhost");
-    format!("http://{host}")
 }

@@ -1,11 +1,8 @@
-//! The one external error type of the API and its rendering as Zun's error JSON. Internal
-//! context is logged with a correlation id and never shown to the caller.
+//! The one external error type of the API, [`ApiError`] (rendered as Zun's error JSON by
+//! `http::error`), and [`ErrorChain`] for logging an error with its sources. Part of the
+//! crate's ground: it imports no other module of it.
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
-
-use crate::context::RequestId;
+use db::volumes::VolumeRefused;
 
 /// An error answered to the caller.
 #[derive(Debug, thiserror::Error)]
@@ -94,97 +91,6 @@ impl ApiError {
     pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Internal(Box::new(e))
     }
-
-    /// HTTP status.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// Zun's `code`: `container.<kind>`, empty kind for HTTP-level and server errors.
-    fn code(&self) -> String {
-        let kind = match self {
-            ApiError::BadRequest { code, .. } => code,
-            ApiError::Forbidden { .. } => "policy-not-authorized",
-            ApiError::NotFound { code, .. } => code,
-            ApiError::Conflict(_) => "conflict",
-            ApiError::NotAcceptable(_) => "microversion-unsupported",
-            _ => "",
-        };
-        format!("container.{kind}")
-    }
-
-    /// Renders the error for the request `request_id`.
-    pub fn into_response_with(self, request_id: Option<&RequestId>) -> Response {
-        let status = self.status();
-        let rid = request_id.map(|r| r.0.as_str()).unwrap_or_default();
-        if let ApiError::Unauthorized { www_authenticate } = &self {
-            let body = json!({"error": {
-                "code": 401, "title": "Unauthorized", "message": self.to_string(),
-            }});
-            let mut resp = (status, axum::Json(body)).into_response();
-            if let Ok(v) = HeaderValue::from_str(www_authenticate) {
-                resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-            }
-            return resp;
-        }
-        let (title, detail) = match &self {
-            ApiError::Internal(source) => {
-                let correlation = uuid::Uuid::new_v4();
-                tracing::error!(
-                    request_id = rid,
-                    %correlation,
-                    error = %ErrorChain(source.as_ref()),
-                    "internal error"
-                );
-                (
-                    "Internal Server Error".to_owned(),
-                    format!(
-                        "Your request could not be handled because of a problem in the server. \
-                         Error Correlation id is: {correlation}"
-                    ),
-                )
-            }
-            // HTTP-level errors carry the reason phrase as title, as webob's do.
-            ApiError::MethodNotAllowed
-            | ApiError::PayloadTooLarge { .. }
-            | ApiError::UnsupportedMediaType(_)
-            | ApiError::NotAcceptable(_)
-            | ApiError::ServiceUnavailable(_) => (
-                status.canonical_reason().unwrap_or_default().to_owned(),
-                self.to_string(),
-            ),
-            _ => (self.to_string(), self.to_string()),
-        };
-        let body = json!({"errors": [{
-            "request_id": rid,
-            "code": self.code(),
-            "status": status.as_u16(),
-            "title": title,
-            "detail": detail,
-            "links": [],
-        }]});
-        (status, axum::Json(body)).into_response()
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        // Handlers run inside the request-id layer's task-local scope.
-        let rid = crate::context::current_request_id();
-        self.into_response_with(rid.as_ref())
-    }
 }
 
 /// Displays an error with all its sources: `outer: inner: innermost`.
@@ -213,12 +119,27 @@ impl From<db::DbError> for ApiError {
     fn from(e: db::DbError) -> Self {
         match e {
             db::DbError::MarkerNotFound { marker } => ApiError::capsule_not_found(&marker),
-            db::DbError::VolumeRefused(r) => crate::app::volumes::refused(r),
+            db::DbError::VolumeRefused(r) => r.into(),
             db::DbError::Connect { .. } => {
                 tracing::error!(error = %ErrorChain(&e), "database unavailable");
                 ApiError::ServiceUnavailable("The database is temporarily unavailable.".into())
             }
             other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<VolumeRefused> for ApiError {
+    /// The capsule API's answer to a volume the database refused: 400 (Zun's
+    /// `VolumeCreateFailed`/`VolumeInUse` are both 400), saying why.
+    fn from(r: VolumeRefused) -> Self {
+        let code = match r {
+            VolumeRefused::NotAttachable { .. } => "volume-in-use",
+            _ => "volume-create-failed",
+        };
+        ApiError::BadRequest {
+            code,
+            message: r.to_string(),
         }
     }
 }

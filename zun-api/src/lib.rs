@@ -1,24 +1,36 @@
-//! The capsule API server: a Zun-compatible `/v1` REST API (capsules, versions, health) with
-//! Keystone authentication, oslo-style policy and microversions, over the `db` crate.
+//! The capsule API server: a Zun-compatible `/v1` REST API (capsules, container logs, services,
+//! hosts), plus the Cinder-like volume API and the Neutron-like security-group API on their own
+//! listeners, with Keystone (or OpenID Connect) authentication, oslo-style policy and
+//! microversions, over the `db` crate, talking to compute hosts over the `rpc` crate.
+//!
+//! Layers, each importing only from those below it:
+//!
+//! - ground: [`config`], [`context`] (the caller of a request) and [`error`] (`ApiError`);
+//! - below the state: [`auth`] (the authenticator), [`compute`] (the typed `ComputeClient`,
+//!   placement, the outbox dispatcher and the firewall sender) and [`list_cache`];
+//! - [`state`]: `AppState`, which holds them;
+//! - [`app`]: the operations of the three APIs by resource, without HTTP;
+//! - [`http`]: the HTTP plumbing the APIs share;
+//! - [`api`]: the three APIs (`zun`, `cinder`, `neutron`), each routes, handlers, request
+//!   parsing and views; and `compute::conductor`, which runs on a whole state.
 
+pub mod api;
 pub mod app;
 pub mod auth;
-pub mod cinder;
-pub mod conductor;
+pub mod compute;
 pub mod config;
 pub mod context;
 pub mod error;
-pub mod handlers;
-pub mod microversion;
-pub mod neutron;
-pub mod routes;
+pub mod http;
+pub mod list_cache;
 pub mod state;
-pub mod views;
 
 use std::sync::Arc;
 
+pub use api::zun::{normalize_path, router, service};
+pub use api::{cinder, neutron};
+pub use compute::conductor;
 pub use config::Config;
-pub use routes::{normalize_path, router, service};
 pub use state::AppState;
 
 /// Why the server could not be built from its configuration.
@@ -53,6 +65,15 @@ pub enum BuildError {
     Oidc(#[from] auth::OidcError),
 }
 
+impl From<auth::SetupError> for BuildError {
+    fn from(e: auth::SetupError) -> Self {
+        match e {
+            auth::SetupError::Keystone(e) => Self::Auth(e),
+            auth::SetupError::Oidc(e) => Self::Oidc(e),
+        }
+    }
+}
+
 impl AppState {
     /// Builds the state `config` describes: opens the database (without migrating it) and
     /// loads the policy file.
@@ -85,13 +106,14 @@ impl AppState {
             .map(|url| rpc::Bus::Amqp(rpc::AmqpBus::new(url, "zun-api")));
         let state = Self {
             limits: Arc::new(config.limits.template_limits()),
-            list_cache: app::list_cache::ListCache::new(
+            list_cache: list_cache::ListCache::new(
                 config.api.list_cache_mib.saturating_mul(1024 * 1024),
             ),
             config: Arc::new(config),
             db,
             policy: Arc::new(enforcer),
             auth: Arc::new(auth),
+            compute: compute::ComputeClient::default(),
             dispatcher: None,
             firewall: None,
         };

@@ -1,7 +1,8 @@
 //! Authentication: who is calling. Keystone tokens (validated against Keystone with a service
 //! user and cached), or `noauth` for tests; beside either, OpenID Connect bearer tokens of the
-//! `[oidc]` issuers. The layer answers 401 itself, in keystonemiddleware's shape (plus a
-//! `Bearer` challenge when OIDC is on), for every route but the public ones.
+//! `[oidc]` issuers. A 401 is answered in keystonemiddleware's shape (plus a `Bearer` challenge
+//! when OIDC is on). The [`Authenticator`] sits below the state that holds it; the layer that
+//! runs it on every route but the public ones is `http::auth`.
 
 mod keystone;
 pub use keystone::KeystoneError;
@@ -11,64 +12,24 @@ pub use oidc::{ClientMap, IssuerConfig, OidcAuth, OidcConfig, OidcError};
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
 
+pub use crate::context::{AuthMethod, Identity};
 pub use keystone::KeystoneAuth;
 
 use crate::config::{AuthStrategy, Config};
 use crate::error::ApiError;
-use crate::state::AppState;
 
-/// How a caller was authenticated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuthMethod {
-    /// A Keystone token.
-    Keystone,
-    /// Trusted headers, `[auth] strategy = "noauth"`.
-    Noauth,
-    /// An OpenID Connect bearer token (a JWT access token of an `[oidc]` issuer).
-    Oidc,
-}
-
-/// The caller, as a validated token describes them.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Identity {
-    /// User id.
-    pub user_id: String,
-    /// User name.
-    pub user_name: Option<String>,
-    /// User's domain id.
-    pub user_domain_id: Option<String>,
-    /// Project the token is scoped to (none for domain- or system-scoped tokens).
-    pub project_id: Option<String>,
-    /// Project name.
-    pub project_name: Option<String>,
-    /// Project's domain id.
-    pub project_domain_id: Option<String>,
-    /// Role names on the scope.
-    pub roles: Vec<String>,
-    /// When the token expires.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// How it was authenticated.
-    pub method: AuthMethod,
-}
-
-impl Identity {
-    /// Policy credentials of this identity (`is_admin` still to be computed by the enforcer).
-    pub fn credentials(&self) -> policy::Credentials {
-        policy::Credentials {
-            user_id: Some(self.user_id.clone()),
-            project_id: self.project_id.clone(),
-            user_domain_id: self.user_domain_id.clone(),
-            project_domain_id: self.project_domain_id.clone(),
-            roles: self.roles.clone(),
-            ..Default::default()
-        }
-    }
+/// Why the authenticator could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The Keystone validator.
+    #[error(transparent)]
+    Keystone(#[from] KeystoneError),
+    /// The OpenID Connect validator.
+    #[error(transparent)]
+    Oidc(#[from] OidcError),
 }
 
 /// The strategy of `[auth]`.
@@ -99,7 +60,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 impl Authenticator {
     /// Builds the authenticator `config` asks for. An `[oidc]` section that cannot be used
     /// (`Config::load` refuses an invalid one first) leaves bearer tokens refused, logged.
-    pub fn from_config(config: &Config) -> Result<Self, crate::BuildError> {
+    pub fn from_config(config: &Config) -> Result<Self, SetupError> {
         let base = match config.auth.strategy {
             AuthStrategy::Keystone => {
                 Base::Keystone(Box::new(KeystoneAuth::new(config.keystone.clone())?))
@@ -181,27 +142,6 @@ impl Authenticator {
             resp.headers_mut().append(header::WWW_AUTHENTICATE, v);
         }
         resp
-    }
-}
-
-/// Whether `path` (already normalized) is served without a token, as keystonemiddleware's
-/// `acl_public_routes = /, /v1` in Zun, plus the health check.
-pub fn is_public(path: &str) -> bool {
-    matches!(path, "/" | "/v1" | "/.json" | "/v1.json" | "/healthcheck")
-}
-
-/// The authentication layer.
-pub async fn auth_layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if is_public(req.uri().path()) {
-        return next.run(req).await;
-    }
-    match state.auth.authenticate(req.headers()).await {
-        Ok(identity) => {
-            tracing::Span::current().record("user_id", identity.user_id.as_str());
-            req.extensions_mut().insert(identity);
-            next.run(req).await
-        }
-        Err(e) => state.auth.error_response(e),
     }
 }
 

@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::config::IssuerConfig;
 use super::Rejection;
 use crate::auth::{AuthMethod, Identity};
+use crate::config::oidc::IssuerConfig;
 
 /// A JWT's claims set.
 pub(super) type Claims = Map<String, Value>;
@@ -136,8 +136,8 @@ mod tests {
 
     use serde_json::json;
 
-    use super::super::config::ClientMap;
     use super::*;
+    use crate::config::oidc::ClientMap;
 
     fn claims(v: Value) -> Claims {
         v.as_object().unwrap().clone()

@@ -6,7 +6,6 @@
 //! still in the issuer's JWKS.
 
 mod claims;
-mod config;
 mod jwt;
 mod provider;
 
@@ -21,7 +20,7 @@ use openidconnect::JsonWebKey;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-pub use config::{ClientMap, IssuerConfig, OidcConfig};
+pub use crate::config::oidc::{ClientMap, IssuerConfig, OidcConfig};
 pub use provider::FetchError;
 
 use super::Identity;

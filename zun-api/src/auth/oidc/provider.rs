@@ -15,9 +15,9 @@ use openidconnect::{
     AsyncHttpClient, DiscoveryError, HttpClientError, IssuerUrl, JsonWebKey, JsonWebKeySetUrl,
 };
 
-use super::config::IssuerConfig;
 use super::jwt::ACCEPTED_ALGS;
 use super::OidcError;
+use crate::config::oidc::IssuerConfig;
 use crate::error::ErrorChain;
 
 /// Why a provider request failed, as openidconnect reports it.
