@@ -102,6 +102,12 @@ impl Agent {
         let mut rc = tokio::time::interval(rc_every);
         hb.tick().await;
         rc.tick().await;
+        // The firewall's kernel state, more often than the rest: a flushed table leaves every
+        // capsule unprotected until it is back.
+        let fw_every = self.config.firewall.check_seconds;
+        let mut fw = tokio::time::interval(Duration::from_secs(fw_every.max(1)));
+        fw.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        fw.tick().await;
         let mut changes = Some(self.manager.changes());
         loop {
             tokio::select! {
@@ -121,6 +127,7 @@ impl Agent {
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => changes = None,
                 },
                 _ = hb.tick() => self.heartbeat().await,
+                _ = fw.tick(), if fw_every > 0 => self.manager.check_firewall().await,
                 _ = rc.tick() => {
                     if let Err(e) = self.manager.reconcile().await {
                         tracing::warn!(error = %Chain(&e), "reconciliation failed");

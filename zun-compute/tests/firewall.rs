@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use capsule_types::secgroup::{Cidr, Direction, FirewallRule};
 use firewall_support::*;
 use uuid::Uuid;
-use zun_compute::firewall::{FirewallConfig, FirewallError, NftFirewall};
+use zun_compute::firewall::{Drift, FirewallConfig, FirewallError, NftFirewall};
 
 /// (1) The default group only: a capsule outside the group reaches no port. Without the
 /// table, it does (the setup itself works).
@@ -315,5 +315,54 @@ async fn unnamed_local_capsule_fails_closed() {
         !text.contains(&elsewhere.to_string().replace('-', "_")),
         "{text}"
     );
+    w.finish();
+}
+
+/// (9) A table flushed or deleted by anyone else is put back by `restore`, which says what it
+/// found; an intact table is left alone, and nothing is restored after a `remove`.
+#[tokio::test]
+async fn a_table_changed_outside_the_agent_is_restored() {
+    let mut w = World::new(2);
+    w.serve(0, 80);
+    let fw = w.firewall();
+    let ids = ids(2);
+    let local = w.local(&ids);
+    // Capsule 1 may not reach capsule 0's port 80 (no rule opens it).
+    let d = doc(
+        &[(ids[0], &["closed"]), (ids[1], &["closed"])],
+        vec![("closed", vec![])],
+    );
+    fw.apply(&d, &local).await.expect("apply");
+    w.assert_blocked(1, 0, 80);
+    assert_eq!(
+        fw.restore().await.expect("restore"),
+        None,
+        "intact: left alone"
+    );
+
+    w.nft(&["flush", "table", "inet", TABLE]).expect("flush");
+    // The fault hit: nothing enforces the groups any more.
+    drop(w.assert_open(1, 0, 80));
+    assert_eq!(fw.restore().await.expect("restore"), Some(Drift::Changed));
+    w.assert_blocked(1, 0, 80);
+    assert_eq!(
+        fw.restore().await.expect("restore"),
+        None,
+        "restored: intact again"
+    );
+
+    w.nft(&["delete", "table", "inet", TABLE]).expect("delete");
+    drop(w.assert_open(1, 0, 80));
+    assert_eq!(fw.restore().await.expect("restore"), Some(Drift::Missing));
+    w.assert_blocked(1, 0, 80);
+
+    fw.remove().await.expect("remove");
+    assert_eq!(
+        fw.restore().await.expect("restore"),
+        None,
+        "removed on purpose"
+    );
+    let tables = w.nft(&["list", "tables"]).expect("list tables");
+    assert!(!tables.contains(TABLE), "{tables}");
     w.finish();
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use capsule_types::secgroup::HostFirewall;
 use uuid::Uuid;
 
-use super::{FirewallDriver, FirewallError};
+use super::{Drift, FirewallDriver, FirewallError};
 use crate::network::{NetworkDriver, NetworkError};
 
 /// Why the security groups could not be saved or applied.
@@ -174,6 +174,17 @@ impl SecurityGroups {
         }
         self.driver
             .apply(&doc, &local)
+            .await
+            .map_err(SecurityGroupsError::Apply)
+    }
+
+    /// Puts the enforcement back if something outside the agent flushed or changed it since
+    /// the last apply (the driver tells; the host's kernel, not only the document, is
+    /// reconciled). Serialized with applies. What had changed, if anything.
+    pub async fn restore(&self) -> Result<Option<Drift>, SecurityGroupsError> {
+        let _g = self.apply.lock().await;
+        self.driver
+            .restore()
             .await
             .map_err(SecurityGroupsError::Apply)
     }

@@ -53,6 +53,9 @@ pub struct FirewallConfig {
     /// Run nft inside this network namespace (`nsenter --net=PATH`); for tests. Default: the
     /// agent's own namespace.
     pub netns: Option<PathBuf>,
+    /// How often the agent checks that its table is still in the kernel as it left it, and
+    /// restores it if something else flushed or changed it (seconds; 0: never).
+    pub check_seconds: u64,
 }
 
 impl Default for FirewallConfig {
@@ -62,6 +65,7 @@ impl Default for FirewallConfig {
             nft: PathBuf::from("nft"),
             table: "capsule_sg".into(),
             netns: None,
+            check_seconds: 2,
         }
     }
 }
@@ -82,8 +86,34 @@ pub trait FirewallDriver: Send + Sync + std::fmt::Debug + 'static {
     /// Removes all enforcement (idempotent).
     async fn remove(&self) -> Result<(), FirewallError>;
 
+    /// Checks that what the last apply put in force is still in force (nothing outside the
+    /// agent flushed or changed it) and, if not, puts it back. `Ok(Some(what))` says what had
+    /// changed; `Ok(None)`: intact, or nothing applied yet. Serialized with `apply`.
+    async fn restore(&self) -> Result<Option<Drift>, FirewallError> {
+        Ok(None)
+    }
+
     /// The driver's name, for logs: `nftables`, `none`, `fake`.
     fn name(&self) -> &'static str;
+}
+
+/// What had happened to the enforcement in the kernel when [`FirewallDriver::restore`] put it
+/// back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Drift {
+    /// The table was gone.
+    Missing,
+    /// The table was there with other rules (flushed, or edited).
+    Changed,
+}
+
+impl std::fmt::Display for Drift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Drift::Missing => "the table was gone",
+            Drift::Changed => "the table's rules were changed",
+        })
+    }
 }
 
 /// The driver `cfg` asks for, on the capsule network `net`: [`NoFirewall`] when `enabled =

@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
-use super::{CapsuleNet, FirewallConfig, FirewallDriver, FirewallError};
+use super::{CapsuleNet, Drift, FirewallConfig, FirewallDriver, FirewallError};
 
 /// The host's security-group table in nftables. Cheap to clone; clones share the apply lock.
 #[derive(Clone, Debug)]
@@ -25,10 +25,22 @@ pub struct NftFirewall(Arc<Inner>);
 struct Inner {
     cfg: FirewallConfig,
     net: CapsuleNet,
-    /// Serializes nft runs, so the last apply to start is the one left in force; holds the
-    /// rules last put in force (the script without its epoch line), so an apply that would
-    /// change nothing does not run nft.
-    lock: tokio::sync::Mutex<Option<String>>,
+    /// Serializes nft runs, so the last apply to start is the one left in force; holds what
+    /// the last apply put in force.
+    lock: tokio::sync::Mutex<Option<Applied>>,
+}
+
+/// What an apply put in force.
+#[derive(Debug)]
+struct Applied {
+    /// The script it ran, to run again if the table is found changed.
+    script: String,
+    /// The rules (the script without its epoch line), so an apply that would change nothing
+    /// does not run nft.
+    rules: String,
+    /// The table as nft listed it right after (stateless: no counters), to notice a change
+    /// made by anyone else; `None` if it could not be listed then.
+    listing: Option<String>,
 }
 
 /// nft identifiers: a letter, then letters, digits and `_` (at most 255 bytes).
@@ -116,14 +128,18 @@ impl NftFirewall {
         // The first line names the epoch; the rules are the rest.
         let rules = script.split_once('\n').map_or("", |(_, rest)| rest);
         let mut last = self.0.lock.lock().await;
-        if last.as_deref() == Some(rules) {
+        if last.as_ref().is_some_and(|a| a.rules == rules) {
             debug!(table = %cfg.table, epoch = doc.epoch, "security groups unchanged; nft not run");
             return Ok(());
         }
         *last = None;
         let started = Instant::now();
         self.run("apply", &script).await?;
-        *last = Some(rules.to_owned());
+        *last = Some(Applied {
+            rules: rules.to_owned(),
+            listing: self.listing().await,
+            script,
+        });
         info!(
             table = %cfg.table,
             epoch = doc.epoch,
@@ -148,10 +164,65 @@ impl NftFirewall {
         Ok(())
     }
 
+    /// Puts the last apply back if the table is no longer as it left it (see
+    /// [`FirewallDriver::restore`]).
+    pub async fn restore(&self) -> Result<Option<Drift>, FirewallError> {
+        let mut last = self.0.lock.lock().await;
+        let Some(applied) = last.as_mut() else {
+            return Ok(None);
+        };
+        let now = self.listing().await;
+        let drift = match (&now, &applied.listing) {
+            (None, _) => Drift::Missing,
+            (Some(now), Some(then)) if now == then => return Ok(None),
+            // Not listed after the apply: compare from now on.
+            (Some(_), None) => {
+                applied.listing = now;
+                return Ok(None);
+            }
+            (Some(_), Some(_)) => Drift::Changed,
+        };
+        let table = &self.0.cfg.table;
+        warn!(%table, %drift, "security-group table changed outside the agent; restoring it");
+        self.run("restore", &applied.script).await?;
+        applied.listing = self.listing().await;
+        info!(%table, "security-group table restored");
+        Ok(Some(drift))
+    }
+
+    /// The table as `nft -s list table` prints it (no counters), or `None` if it is not there
+    /// (or cannot be listed).
+    async fn listing(&self) -> Option<String> {
+        let cfg = &self.0.cfg;
+        let list = ["-s", "list", "table", "inet", cfg.table.as_str()].map(OsString::from);
+        let (program, args) = command_line(&cfg.nft, cfg.netns.as_deref(), &list);
+        let out = tokio::process::Command::new(&program)
+            .args(&args)
+            .env("PATH", path_env())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await;
+        match out {
+            Ok(out) if out.status.success() => {
+                Some(String::from_utf8_lossy(&out.stdout).into_owned())
+            }
+            Ok(out) => {
+                debug!(table = %cfg.table, stderr = %String::from_utf8_lossy(&out.stderr).trim(), "table not listed");
+                None
+            }
+            Err(e) => {
+                warn!(table = %cfg.table, error = %e, "cannot run nft to list the table");
+                None
+            }
+        }
+    }
+
     /// Runs `nft -f -` (in the configured namespace) with `script` on stdin.
     async fn run(&self, action: &'static str, script: &str) -> Result<(), FirewallError> {
         let cfg = &self.0.cfg;
-        let (program, args) = command_line(&cfg.nft, cfg.netns.as_deref());
+        let stdin = ["-f", "-"].map(OsString::from);
+        let (program, args) = command_line(&cfg.nft, cfg.netns.as_deref(), &stdin);
         let command = std::iter::once(&program)
             .chain(&args)
             .map(|a| a.to_string_lossy())
@@ -192,16 +263,19 @@ impl NftFirewall {
     }
 }
 
-/// The program and arguments that run `nft -f -`, inside `netns` if given.
-pub(super) fn command_line(nft: &Path, netns: Option<&Path>) -> (OsString, Vec<OsString>) {
-    let nft_args = [OsString::from("-f"), OsString::from("-")];
+/// The program and arguments that run nft with `nft_args`, inside `netns` if given.
+pub(super) fn command_line(
+    nft: &Path,
+    netns: Option<&Path>,
+    nft_args: &[OsString],
+) -> (OsString, Vec<OsString>) {
     match netns {
         None => (nft.as_os_str().to_owned(), nft_args.to_vec()),
         Some(ns) => {
             let mut enter = OsString::from("--net=");
             enter.push(ns);
             let mut args = vec![enter, nft.as_os_str().to_owned()];
-            args.extend(nft_args);
+            args.extend(nft_args.iter().cloned());
             (OsString::from("nsenter"), args)
         }
     }
@@ -232,6 +306,10 @@ impl FirewallDriver for NftFirewall {
 
     async fn remove(&self) -> Result<(), FirewallError> {
         NftFirewall::remove(self).await
+    }
+
+    async fn restore(&self) -> Result<Option<Drift>, FirewallError> {
+        NftFirewall::restore(self).await
     }
 
     fn name(&self) -> &'static str {

@@ -450,6 +450,7 @@ fn config_defaults_and_checks() {
     assert_eq!(cfg.nft, PathBuf::from("nft"));
     assert_eq!(cfg.table, "capsule_sg");
     assert_eq!(cfg.netns, None);
+    assert_eq!(cfg.check_seconds, 2);
     assert!(toml::from_str::<FirewallConfig>("tabel = \"x\"").is_err());
 
     let with = |table: &str| FirewallConfig {
@@ -485,12 +486,17 @@ fn config_defaults_and_checks() {
 
 #[test]
 fn command_line_in_a_namespace() {
-    let (p, a) = command_line(Path::new("nft"), None);
+    let stdin = ["-f", "-"].map(std::ffi::OsString::from);
+    let (p, a) = command_line(Path::new("nft"), None, &stdin);
     assert_eq!(
         (p.as_os_str(), a),
         ("nft".as_ref(), vec!["-f".into(), "-".into()])
     );
-    let (p, a) = command_line(Path::new("/usr/sbin/nft"), Some(Path::new("/run/netns/x")));
+    let (p, a) = command_line(
+        Path::new("/usr/sbin/nft"),
+        Some(Path::new("/run/netns/x")),
+        &stdin,
+    );
     assert_eq!(p, "nsenter");
     let a: Vec<String> = a.iter().map(|s| s.to_string_lossy().into_owned()).collect();
     assert_eq!(a, ["--net=/run/netns/x", "/usr/sbin/nft", "-f", "-"]);

@@ -18,6 +18,15 @@ impl Manager {
         Ok(())
     }
 
+    /// Restores the host's security-group enforcement if something outside the agent changed
+    /// it (on the agent's `[firewall] check_seconds` timer); a failure is logged and tried
+    /// again at the next tick.
+    pub async fn check_firewall(&self) {
+        if let Err(e) = self.firewall.restore().await {
+            tracing::error!(error = %Chain(&e), "cannot restore the security-group table");
+        }
+    }
+
     /// The epoch of the newest firewall the API sent since start (for heartbeats).
     pub fn firewall_epoch(&self) -> Option<u64> {
         self.firewall.received_epoch()
