@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use capsule_types::rpc::{compute_queue, ComputeRequest, Envelope, VolumeHostState};
+use capsule_types::rpc::VolumeHostState;
 use capsule_types::VolumeStatus;
 use sea_orm::sea_query::{Alias, Expr, Func};
 use sea_orm::{
@@ -181,21 +181,6 @@ pub struct VolumeQuery {
     pub marker: Option<String>,
     /// At most this many.
     pub limit: Option<u64>,
-}
-
-/// The outbox message telling `host` to remove volume `id`.
-pub fn delete_volume_message(host: &str, id: &str) -> Result<NewOutbox, DbError> {
-    let volume = id.parse().map_err(|_| DbError::NotUuid {
-        column: "volumes.id",
-        value: id.to_owned(),
-    })?;
-    let envelope = Envelope::new(ComputeRequest::DeleteVolume { volume }, None);
-    Ok(NewOutbox {
-        routing_key: compute_queue(host),
-        // A request of plain fields always encodes.
-        payload: serde_json::to_string(&envelope).unwrap_or_default(),
-        capsule_uuid: None,
-    })
 }
 
 /// Gigabytes the project's volumes take now, in the caller's transaction.
@@ -644,11 +629,13 @@ impl Database {
     }
 
     /// Deletes volume `id` if its status allows: it goes `deleting` and its host is told
-    /// (durably); the host's report removes the row. A volume without a host is removed at once.
+    /// (durably: `message` of the host is written to the outbox in the same transaction); the
+    /// host's report removes the row. A volume without a host is removed at once.
     pub async fn request_volume_delete(
         &self,
         scope: VolumeScope<'_>,
         id: &str,
+        message: impl FnOnce(&str) -> NewOutbox + Send,
     ) -> Result<VolumeDeleted, DbError> {
         let ctx = || format!("deleting volume {id}");
         let txn = self.conn.begin().await.map_err(DbError::query(ctx()))?;
@@ -690,7 +677,7 @@ impl Database {
             txn.commit().await.map_err(DbError::query(ctx()))?;
             return Ok(VolumeDeleted::Removed);
         };
-        let oid = enqueue(&txn, delete_volume_message(&host, id)?)
+        let oid = enqueue(&txn, message(&host))
             .await
             .map_err(DbError::query(ctx()))?;
         txn.commit().await.map_err(DbError::query(ctx()))?;

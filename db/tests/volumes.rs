@@ -68,6 +68,11 @@ fn outbox(host: &str, what: &str) -> NewOutbox {
     }
 }
 
+/// The outbox entry telling `host` to delete a volume (what the API's compute client builds).
+fn delete_message(host: &str) -> NewOutbox {
+    outbox(host, "delete_volume")
+}
+
 /// Creates a volume `available` on `host` (as after its host's report).
 async fn volume(db: &Database, project: &str, host: &str, size: i64) -> String {
     let id = uuid::Uuid::new_v4().to_string();
@@ -380,7 +385,7 @@ async fn a_volume_has_one_attacher_and_comes_back_when_its_capsule_goes(db: Data
     );
     // A volume in use cannot be deleted.
     assert!(matches!(
-        db.request_volume_delete(VolumeScope::Project("p1"), &data)
+        db.request_volume_delete(VolumeScope::Project("p1"), &data, delete_message)
             .await
             .unwrap(),
         VolumeDeleted::NotDeletable { .. }
@@ -479,13 +484,13 @@ async fn host_reports_move_volumes_on_only(db: Database) {
 async fn deletes_wait_for_the_host_and_spare_attached_volumes(db: Database) {
     let id = volume(&db, "p1", "h1", 1).await;
     assert_eq!(
-        db.request_volume_delete(VolumeScope::Project("p2"), &id)
+        db.request_volume_delete(VolumeScope::Project("p2"), &id, delete_message)
             .await
             .unwrap(),
         VolumeDeleted::NotFound
     );
     let VolumeDeleted::Deleting(ids) = db
-        .request_volume_delete(VolumeScope::Project("p1"), &id)
+        .request_volume_delete(VolumeScope::Project("p1"), &id, delete_message)
         .await
         .unwrap()
     else {
@@ -495,7 +500,7 @@ async fn deletes_wait_for_the_host_and_spare_attached_volumes(db: Database) {
     assert_eq!(status(&db, &id).await.unwrap().0, "deleting");
     // A second delete while the host works: refused, nothing queued.
     assert!(matches!(
-        db.request_volume_delete(VolumeScope::Project("p1"), &id)
+        db.request_volume_delete(VolumeScope::Project("p1"), &id, delete_message)
             .await
             .unwrap(),
         VolumeDeleted::NotDeletable { .. }
@@ -506,7 +511,7 @@ async fn deletes_wait_for_the_host_and_spare_attached_volumes(db: Database) {
         .await
         .unwrap());
     assert!(matches!(
-        db.request_volume_delete(VolumeScope::Project("p1"), &id)
+        db.request_volume_delete(VolumeScope::Project("p1"), &id, delete_message)
             .await
             .unwrap(),
         VolumeDeleted::Deleting(_)
@@ -532,7 +537,7 @@ async fn deletes_wait_for_the_host_and_spare_attached_volumes(db: Database) {
     .unwrap()
     .unwrap();
     assert_eq!(
-        db.request_volume_delete(VolumeScope::Project("p1"), &orphan)
+        db.request_volume_delete(VolumeScope::Project("p1"), &orphan, delete_message)
             .await
             .unwrap(),
         VolumeDeleted::Removed

@@ -18,6 +18,16 @@ use serde_json::{json, Value};
 
 const LONG: Duration = Duration::from_secs(120);
 
+/// The compute client's delete of volume `id`, addressed once the database finds its host.
+fn delete_message(stack: &Stack, id: &str) -> zun_api::compute::Unaddressed {
+    let id = id.parse().expect("volume id");
+    stack
+        .state
+        .compute
+        .delete_volume(id, "req-pod-volumes")
+        .expect("encode")
+}
+
 fn mounted(id: &str) -> bool {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
@@ -202,7 +212,9 @@ async fn volumes_are_made_mounted_as_asked_and_given_back_or_removed() {
         stack
             .state
             .db
-            .request_volume_delete(VolumeScope::Project("demo"), &own)
+            .request_volume_delete(VolumeScope::Project("demo"), &own, |host| {
+                delete_message(&stack, &own).to(host)
+            })
             .await
             .unwrap(),
         VolumeDeleted::NotDeletable { .. }
@@ -215,7 +227,9 @@ async fn volumes_are_made_mounted_as_asked_and_given_back_or_removed() {
         let VolumeDeleted::Deleting(ids) = stack
             .state
             .db
-            .request_volume_delete(VolumeScope::Project("demo"), id)
+            .request_volume_delete(VolumeScope::Project("demo"), id, |host| {
+                delete_message(&stack, id).to(host)
+            })
             .await
             .unwrap()
         else {

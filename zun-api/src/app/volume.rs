@@ -355,9 +355,12 @@ pub async fn update<E: From<VolumeError>>(
 pub async fn delete(state: &AppState, ctx: &RequestContext, id: &str) -> Result<(), VolumeError> {
     const ACTION: &str = "volume:delete";
     may_change(ctx, ACTION)?;
+    // Not a uuid: no such volume (the lookup below says so).
+    let uuid = id.parse().unwrap_or(uuid::Uuid::nil());
+    let message = state.compute.delete_volume(uuid, &ctx.request_id.0)?;
     match state
         .db
-        .request_volume_delete(scope(ctx, ACTION)?, id)
+        .request_volume_delete(scope(ctx, ACTION)?, id, |host| message.to(host))
         .await?
     {
         VolumeDeleted::Deleting(ids) => {

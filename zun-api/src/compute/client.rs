@@ -5,8 +5,8 @@
 //! - operations that must survive a broker or API outage go through the transactional outbox:
 //!   their method only *builds* the outbox entry ([`NewOutbox`]), which the caller writes in the
 //!   same transaction as the rows the operation is about, and the [`Dispatcher`] publishes
-//!   (`create_capsule`, `delete_capsule`, `create_volume`; a volume's delete entry is built by
-//!   `db::volumes` inside the transaction that finds its host);
+//!   (`create_capsule`, `delete_capsule`, `create_volume`, `delete_volume`; the last is
+//!   addressed inside the transaction that finds the volume's host);
 //! - casts that are made good later anyway (a firewall, an orphan's delete) and calls that
 //!   answer the caller (logs) go straight to the bus.
 //!
@@ -160,6 +160,20 @@ impl ComputeClient {
         let request = ComputeRequest::CreateVolume { volume, size_gib };
         Ok(NewOutbox {
             routing_key: compute_queue(host),
+            payload: encode(request, Some(request_id))?,
+            capsule_uuid: None,
+        })
+    }
+
+    /// `delete_volume` (outbox): the volume's host removes volume `volume` and its data, and
+    /// reports it gone; addressed once the transaction finds the host.
+    pub fn delete_volume(
+        &self,
+        volume: Uuid,
+        request_id: &str,
+    ) -> Result<Unaddressed, ComputeError> {
+        let request = ComputeRequest::DeleteVolume { volume };
+        Ok(Unaddressed {
             payload: encode(request, Some(request_id))?,
             capsule_uuid: None,
         })

@@ -11,7 +11,7 @@ pub mod dispatch;
 pub mod firewall;
 pub mod placement;
 
-pub use client::{ComputeClient, ComputeError};
+pub use client::{ComputeClient, ComputeError, Unaddressed};
 pub use dispatch::Dispatcher;
 pub use firewall::FirewallSync;
 pub use placement::Placement;
