@@ -53,13 +53,33 @@ struct Inner {
     url: String,
     name: String,
     link: Mutex<Option<Link>>,
+    /// Links opened so far (each a new connection); the current one's generation.
     generation: AtomicU64,
+    /// Publish attempts so far (see [`AmqpStats::publish_attempts`]).
+    publish_attempts: AtomicU64,
+    /// Publishes the broker confirmed so far.
+    publishes_confirmed: AtomicU64,
     /// Queues declared on the current connection (generation, queue).
     declared: StdMutex<HashSet<(u64, String)>>,
     /// Calls waiting for their reply, by correlation id.
     pending: StdMutex<HashMap<String, oneshot::Sender<Vec<u8>>>>,
     /// The reply queue of the current connection.
     reply_queue: Mutex<Option<(u64, String)>>,
+}
+
+/// What an [`AmqpBus`] (and its clones) did since it was made: counters for operators, and for
+/// tests that must show a reconnection happened or a publish was retried.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AmqpStats {
+    /// Connections established to the broker, the first one included: more than one means the
+    /// bus reconnected.
+    pub connections: u64,
+    /// Publish attempts (casts, and the requests of calls): one per publish the broker
+    /// confirms at the first try, one more for each try again after a failed attempt (a
+    /// connection lost before the confirm came, a refusal).
+    pub publish_attempts: u64,
+    /// Publishes the broker confirmed.
+    pub publishes_confirmed: u64,
 }
 
 /// A bus over RabbitMQ; cheap to clone.
@@ -93,10 +113,21 @@ impl AmqpBus {
                 name: name.to_owned(),
                 link: Mutex::new(None),
                 generation: AtomicU64::new(0),
+                publish_attempts: AtomicU64::new(0),
+                publishes_confirmed: AtomicU64::new(0),
                 declared: StdMutex::new(HashSet::new()),
                 pending: StdMutex::new(HashMap::new()),
                 reply_queue: Mutex::new(None),
             }),
+        }
+    }
+
+    /// What the bus did so far: connections, publish attempts and confirmed publishes.
+    pub fn stats(&self) -> AmqpStats {
+        AmqpStats {
+            connections: self.inner.generation.load(Ordering::SeqCst),
+            publish_attempts: self.inner.publish_attempts.load(Ordering::SeqCst),
+            publishes_confirmed: self.inner.publishes_confirmed.load(Ordering::SeqCst),
         }
     }
 
@@ -214,6 +245,7 @@ impl AmqpBus {
         let mut last = None;
         loop {
             let link = self.link(deadline).await?;
+            self.inner.publish_attempts.fetch_add(1, Ordering::SeqCst);
             let attempt = async {
                 self.ensure_queue(&link, routing_key).await?;
                 link.publish
@@ -231,7 +263,12 @@ impl AmqpBus {
                     .await
             };
             match attempt.await {
-                Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => return Ok(()),
+                Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => {
+                    self.inner
+                        .publishes_confirmed
+                        .fetch_add(1, Ordering::SeqCst);
+                    return Ok(());
+                }
                 Ok(Confirmation::Ack(Some(_)) | Confirmation::Nack(_)) => {
                     // Unroutable or refused: the queue may have been deleted behind our back;
                     // declare it again and retry within our patience.

@@ -6,6 +6,8 @@
 //! handler has committed the effect, with bounded prefetch), and [`Bus::call`] (a request with
 //! a reply and a timeout). The AMQP bus reconnects with back-off after the broker goes away and
 //! re-subscribes its consumers; what was in flight is redelivered, so handlers are idempotent.
+//! [`AmqpBus::stats`] counts its connections and publish attempts, so a reconnection or a
+//! retried publish can be seen from outside.
 
 mod amqp;
 mod error;
@@ -16,7 +18,7 @@ mod typed;
 use std::future::Future;
 use std::time::Duration;
 
-pub use amqp::AmqpBus;
+pub use amqp::{AmqpBus, AmqpStats};
 pub use error::RpcError;
 pub use memory::MemoryBus;
 pub use typed::{decode, encode, TypedHandler};
