@@ -2,7 +2,9 @@
 //! commands against the stack's network API, enforced by the compute host's nftables table.
 //! A port is closed until a rule opens it, a rule's remote prefix counts, deleting the rule
 //! closes it again, another project's capsule cannot reach ports not opened to it, and
-//! nothing of a capsule is left on the host after it is deleted.
+//! nothing of a capsule is left on the host after it is deleted. Every port shown closed is
+//! also shown answering once a rule opens it (the positive control): closed by the group, not
+//! for want of a server.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -185,6 +187,27 @@ fn the_guides_workflow_opens_one_port_of_the_default_group_and_closes_it_again()
         nft_table().contains("10.0.0.0/8")
     });
     assert!(!answers(web), "127.0.0.1 let in by a rule for 10.0.0.0/8");
+
+    // The positive control of every "3306 closed" above: the same port answers once a rule
+    // opens it, so it was closed by the group, not because nothing listened on it. And the
+    // rule opens only 3306.
+    let _db_open = rule_create(
+        User::Demo,
+        "default",
+        &[
+            "--protocol",
+            "tcp",
+            "--dst-port",
+            "3306:3306",
+            "--remote-ip",
+            "0.0.0.0/0",
+        ],
+    );
+    eventually("port 3306 answers once a rule opens it", || answers(db));
+    assert!(
+        !answers(web),
+        "port 80 answers with only 3306 opened to 127.0.0.1"
+    );
 
     delete_and_check(User::Demo, &name, &uuid);
 }
