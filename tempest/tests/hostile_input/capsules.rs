@@ -1,12 +1,16 @@
 //! Capsule templates: a valid template, whole-list floods and hostile edits of it, sent as
-//! `POST /v1/capsules`; only harmless templates may reach a compute host.
+//! `POST /v1/capsules` and judged by the template's contract; only harmless templates may
+//! reach a compute host.
 
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde_json::{json, Value};
 
+use crate::oracle::container_version;
+use crate::oracle_template::capsule_create;
 use crate::stack::Stack;
-use crate::strategies::{apply, edits, hostile_string, query_string, Deeps, Edit};
+use crate::strategies::{apply, edit_kind, edits, hostile_string, query_string, Deeps, Edit};
+use crate::verdict::Verdict;
 use crate::wire::{Api, Wire};
 use crate::NOWHERE;
 
@@ -236,7 +240,9 @@ pub(crate) fn flood(t: &mut Value, f: Flood) {
 }
 
 impl Stack {
-    pub(crate) fn capsule_wire(&self, c: &CapsuleCase) -> Wire {
+    /// The request of a case, and what it must get: the template, microversion and floods
+    /// judged by the contract; the kinds are its edits, flood, version, query and form.
+    pub(crate) fn capsule_wire(&self, c: &CapsuleCase) -> (Wire, Verdict) {
         let mut body =
             json!({"template": base_template(c.with_volume, c.with_port, c.schedulable)});
         if let Some(f) = c.flood {
@@ -250,6 +256,17 @@ impl Stack {
                 t["availabilityZone"] = json!(NOWHERE);
             }
         }
+        let judged =
+            container_version(c.version).and_then(|()| capsule_create(&body, &deeps, c.as_string));
+        let mut kinds: Vec<String> = c.edits.iter().map(edit_kind).collect();
+        kinds.extend(c.flood.map(|f| format!("flood {f:?}")));
+        if c.version != "container 1.40" {
+            kinds.push(format!("version {:?}", c.version));
+        }
+        if c.as_string {
+            kinds.push("template as a string".into());
+        }
+        kinds.extend(c.query.as_ref().map(|(k, _)| format!("query {k}")));
         if c.as_string {
             if let Some(t) = body.get_mut("template") {
                 *t = Value::String(deeps.render(t));
@@ -272,6 +289,6 @@ impl Stack {
             "OpenStack-API-Version".into(),
             c.version.as_bytes().to_vec(),
         ));
-        w
+        (w, Verdict::of(judged, kinds))
     }
 }

@@ -1,10 +1,13 @@
 //! Security groups and rules: hostile creates and updates, most of them aimed at a foreign
-//! project or a group that does not exist, the rest at the scratch group made for the run.
+//! project or a group that does not exist, the rest at the scratch group made for the run;
+//! judged by Neutron's rules.
 
 use serde_json::json;
 
+use crate::oracle_network::{group_body, rule_body, Caller};
 use crate::stack::Stack;
-use crate::strategies::{apply, Deeps, Edit};
+use crate::strategies::{apply, edit_kind, Deeps, Edit};
+use crate::verdict::Verdict;
 use crate::wire::{Api, Wire};
 use crate::{FOREIGN_PROJECT, NO_GROUP};
 
@@ -59,7 +62,17 @@ pub(crate) struct RuleCase {
 }
 
 impl Stack {
-    pub(crate) fn group_wire(&self, c: &GroupCase) -> Wire {
+    /// Demo's project and the scratch group, for the judges.
+    fn judging<T>(&self, f: impl FnOnce(&Caller<'_>) -> T) -> T {
+        let group = self.scratch_group.lock().unwrap().clone();
+        f(&Caller {
+            project: &self.project,
+            group: &group,
+        })
+    }
+
+    /// The request of a group case, and what it must get.
+    pub(crate) fn group_wire(&self, c: &GroupCase) -> (Wire, Verdict) {
         let mut body = if c.update {
             json!({"security_group": {"description": "hostile input"}})
         } else {
@@ -70,6 +83,9 @@ impl Stack {
         }
         let mut deeps = Deeps::default();
         apply(&mut body, &c.edits, &mut deeps, &self.marks());
+        let judged = self.judging(|caller| group_body(&body, &deeps, c.update, caller));
+        let mut kinds: Vec<String> = c.edits.iter().map(edit_kind).collect();
+        kinds.push(if c.update { "an update" } else { "a create" }.into());
         let (method, path) = if c.update {
             (
                 "PUT",
@@ -89,10 +105,11 @@ impl Stack {
         );
         w.headers
             .push(("Content-Type".into(), b"application/json".to_vec()));
-        w
+        (w, Verdict::of(judged, kinds))
     }
 
-    pub(crate) fn rule_wire(&self, c: &RuleCase) -> Wire {
+    /// The request of a rule case, and what it must get.
+    pub(crate) fn rule_wire(&self, c: &RuleCase) -> (Wire, Verdict) {
         let group = if c.real {
             self.scratch_group.lock().unwrap().clone()
         } else {
@@ -104,6 +121,8 @@ impl Stack {
             "remote_ip_prefix": "192.0.2.0/24", "description": "hostile input"}});
         let mut deeps = Deeps::default();
         apply(&mut body, &c.edits, &mut deeps, &self.marks());
+        let judged = self.judging(|caller| rule_body(&body, &deeps, caller));
+        let kinds = c.edits.iter().map(edit_kind).collect();
         let mut w = self.wire(
             Api::Network,
             "POST",
@@ -112,6 +131,6 @@ impl Stack {
         );
         w.headers
             .push(("Content-Type".into(), b"application/json".to_vec()));
-        w
+        (w, Verdict::of(judged, kinds))
     }
 }

@@ -1,14 +1,17 @@
-//! Headers: tokens, forged bearer JWTs, hosts, versions and encodings on every list, and the
-//! check that spoofed identity headers are not believed.
+//! Headers: tokens, forged bearer JWTs, hosts, versions and encodings on every list (a
+//! request without demo's token, or with a Host or Content-Length RFC 9112 refuses, is a
+//! certain 4xx), and the check that spoofed identity headers are not believed.
 
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde_json::{json, Value};
 
+use crate::oracle::{digits, Judged};
 use crate::queries::LISTS;
 use crate::stack::Stack;
 use crate::strategies::{deep_text, edge_number, hostile_string, hostile_value, replace_marks};
+use crate::verdict::Verdict;
 use crate::wire::{clip, Api, Outcome, Wire};
 use crate::FOREIGN_PROJECT;
 
@@ -265,6 +268,58 @@ pub(crate) fn header_case() -> impl Strategy<Value = HeaderCase> {
     )
 }
 
+/// The name of an enum value's variant (what `Debug` prints before its fields).
+fn variant(v: &impl std::fmt::Debug) -> String {
+    let text = format!("{v:?}");
+    text.split(['(', ' ']).next().unwrap_or_default().to_owned()
+}
+
+/// What a header case must get. Without demo's token (none, a forged Keystone token, a
+/// forged bearer token, a scheme nobody is known by) a list is a 401. RFC 9112 §6.3 (with RFC
+/// 9110 §8.6) makes a request whose `Content-Length` is not digits, or holds two different
+/// numbers, a 400.
+///
+/// RFC 9112 §3.2 also says a server MUST answer 400 to a request with no `Host`, two, or one
+/// that is not `host[:port]` ([`host_value`]); hyper, under all three APIs, does not check
+/// `Host`, so those are left to the API and show in the report as `host Missing`, `host
+/// Twice` and `host Value` (a finding for the APIs, not a verdict this suite can hold them to
+/// until they check it).
+fn header_judged(c: &HeaderCase) -> Judged {
+    match &c.auth {
+        Auth::Missing => return Err("no credentials".into()),
+        Auth::Token(_) => return Err("a forged Keystone token".into()),
+        Auth::Bearer(_) => return Err("a forged bearer token".into()),
+        Auth::Scheme(s) => return Err(format!("credentials of nobody: {s:?}")),
+        Auth::Demo | Auth::DemoAndBearer(_) => {}
+    }
+    let mut lengths = Vec::new();
+    for (_, v) in c.extra.iter().filter(|(k, _)| *k == "Content-Length") {
+        for part in v.split(',') {
+            match digits(part.trim_matches([' ', '\t'])) {
+                Some(n) => lengths.push(n),
+                None => return Err(format!("the Content-Length {v:?}")),
+            }
+        }
+    }
+    if lengths.windows(2).any(|w| w[0] != w[1]) {
+        return Err("Content-Length headers that differ".into());
+    }
+    Ok(())
+}
+
+/// RFC 9112's `Host`: `uri-host [ ":" port ]`, a reg-name of unreserved characters, escapes
+/// and sub-delimiters (an IP literal in brackets is taken as one). Used for the kind only.
+fn host_value(h: &str) -> bool {
+    if h.starts_with('[') {
+        return true;
+    }
+    let (host, port) = h.rsplit_once(':').unwrap_or((h, ""));
+    port.bytes().all(|b| b.is_ascii_digit())
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b))
+}
+
 impl Stack {
     pub(crate) fn bearer_text(&self, b: &Bearer) -> String {
         let marks = self.marks();
@@ -295,7 +350,8 @@ impl Stack {
         }
     }
 
-    pub(crate) fn header_wire(&self, c: &HeaderCase) -> Wire {
+    /// The request of a header case, and what it must get.
+    pub(crate) fn header_wire(&self, c: &HeaderCase) -> (Wire, Verdict) {
         let (api, path, version) = LISTS[c.list];
         let method = if c.head { "HEAD" } else { "GET" };
         let mut w = self.wire(api, method, self.fill(path).as_bytes(), None);
@@ -340,7 +396,13 @@ impl Stack {
         for (k, v) in &c.extra {
             w.headers.push(((*k).to_owned(), v.clone().into_bytes()));
         }
-        w
+        let host = match &c.host {
+            Host::Value(h) if !host_value(h) => "host Value (not host[:port])".to_owned(),
+            h => format!("host {}", variant(h)),
+        };
+        let mut kinds = vec![format!("auth {}", variant(&c.auth)), host];
+        kinds.extend(c.extra.iter().map(|(k, _)| format!("header {k}")));
+        (w, Verdict::of(header_judged(c), kinds))
     }
 
     /// Identity headers a client sends are never believed: demo stays demo, and no token is

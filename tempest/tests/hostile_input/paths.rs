@@ -1,5 +1,6 @@
 //! Request paths: hostile segments (traversals, encodings, raw bytes, very long runs, unknown
-//! UUIDs) in every route of the three APIs, with any method.
+//! UUIDs) in every route of the three APIs, with any method; a segment that can name nothing
+//! makes the request a certain 4xx.
 
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -7,6 +8,7 @@ use proptest::sample::select;
 
 use crate::stack::Stack;
 use crate::strategies::{hostile_string, pct};
+use crate::verdict::Verdict;
 use crate::wire::{Api, Wire};
 
 /// Routes with hostile segments: `{x}`, `{y}` generated, `{p}` demo's project.
@@ -146,8 +148,71 @@ pub(crate) fn path_case() -> impl Strategy<Value = PathCase> {
         })
 }
 
+/// Percent-decodes `b` (a malformed escape stays as it is).
+pub(crate) fn pct_decode(b: &[u8]) -> Vec<u8> {
+    let hex = |c: u8| char::from(c).to_digit(16);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(u8::try_from(h * 16 + l).unwrap_or_default());
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+impl Segment {
+    /// Whether no resource, collection, version or project can be named by this segment, so
+    /// a path holding it is a 4xx whatever its route and method: a UUID nothing has, a run of
+    /// 256 and more letters or dots, malformed percent-encoding, or (decoded) characters no
+    /// id, name or collection has (ids are UUIDs, names Zun's pattern, hosts host names).
+    /// A segment that may route elsewhere once a server normalizes it (empty, dot segments,
+    /// `/` raw or encoded, `;` parameters, backslashes, `?` and `#`) is left to the API.
+    pub(crate) fn names_nothing(&self) -> bool {
+        let raw = match self {
+            Segment::Uuid(_) => return true,
+            Segment::Long(_, b) => return *b != b'/',
+            _ => self.bytes(),
+        };
+        if raw.iter().any(|b| b"/?#;\\".contains(b)) {
+            return false;
+        }
+        let hex_at = |i: usize| raw.get(i).is_some_and(u8::is_ascii_hexdigit);
+        let malformed = raw
+            .iter()
+            .enumerate()
+            .any(|(i, b)| *b == b'%' && !(hex_at(i + 1) && hex_at(i + 2)));
+        let decoded = pct_decode(&raw);
+        let Ok(text) = std::str::from_utf8(&decoded) else {
+            return true;
+        };
+        if malformed {
+            return true;
+        }
+        if text.is_empty() || text == "." || text == ".." || text.contains(['/', ';', '\\']) {
+            return false;
+        }
+        !text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.~-".contains(&b))
+    }
+}
+
 impl Stack {
-    pub(crate) fn path_wire(&self, c: &PathCase) -> Wire {
+    /// The request of a path case, and what it must get: a 4xx when a segment names nothing
+    /// (the metadata key of `/metadata/{y}` aside: keys may hold spaces and `:`).
+    pub(crate) fn path_wire(&self, c: &PathCase) -> (Wire, Verdict) {
         let (api, route) = ROUTES[c.route];
         let route = route.replace("{p}", &self.project);
         let mut target = Vec::new();
@@ -170,6 +235,33 @@ impl Stack {
         let mut w = self.wire(api, c.method, &target, body);
         w.headers
             .push(("Content-Type".into(), b"application/json".to_vec()));
-        w
+        let (_, template) = ROUTES[c.route];
+        let judged_segments: Vec<&Segment> = [("{x}", &c.x), ("{y}", &c.y)]
+            .into_iter()
+            .filter(|(p, _)| {
+                template.contains(p) && !(*p == "{y}" && template.ends_with("/metadata/{y}"))
+            })
+            .map(|(_, s)| s)
+            .collect();
+        let judged = match judged_segments.iter().find(|s| s.names_nothing()) {
+            Some(s) => Err(format!("a path segment that names nothing: {s:?}")),
+            None => Ok(()),
+        };
+        let kinds = vec![
+            format!("{} {template}", c.method),
+            format!(
+                "segments {}",
+                judged_segments
+                    .iter()
+                    .map(|s| format!("{s:?}")
+                        .split('(')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ];
+        (w, Verdict::of(judged, kinds))
     }
 }

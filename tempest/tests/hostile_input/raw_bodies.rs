@@ -1,5 +1,6 @@
 //! Raw bodies: not JSON, wrong types, truncated, BOMs, UTF-16, deep, big numbers, duplicate
-//! keys and odd content types, sent to every create, update and action.
+//! keys and odd content types, sent to every create, update and action, each judged by what
+//! its bytes are before what they hold.
 
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -7,8 +8,13 @@ use proptest::sample::select;
 use serde_json::{json, Value};
 
 use crate::capsules::base_template;
+use crate::oracle::{has_control, Judged};
+use crate::oracle_network::{group_body, rule_body, Caller};
+use crate::oracle_template::capsule_create;
+use crate::oracle_volume::volume_create;
 use crate::stack::Stack;
-use crate::strategies::{deep_text, hostile_string};
+use crate::strategies::{deep_text, hostile_string, Deeps};
+use crate::verdict::Verdict;
 use crate::volumes::NAME_FOR_VOLUMES;
 use crate::wire::{find, Api, Wire};
 use crate::{FOREIGN_PROJECT, NOWHERE, NO_GROUP};
@@ -22,6 +28,17 @@ pub(crate) enum Target {
     RuleCreate,
     VolumeCreate,
     VolumeAction,
+}
+
+impl Target {
+    /// The API that serves it.
+    pub(crate) fn api(self) -> Api {
+        match self {
+            Target::CapsuleCreate => Api::Capsule,
+            Target::GroupCreate | Target::GroupUpdate | Target::RuleCreate => Api::Network,
+            Target::VolumeCreate | Target::VolumeAction => Api::Volume,
+        }
+    }
 }
 
 pub(crate) const TARGETS: &[Target] = &[
@@ -192,7 +209,65 @@ impl Stack {
         w
     }
 
-    pub(crate) fn raw_wire(&self, c: &RawCase) -> Wire {
+    /// What the contract says of a valid body of `t` (a raw case may leave it as it is).
+    fn target_judged(&self, t: Target, body: &Value) -> Judged {
+        let (d, scratch) = (Deeps::default(), self.scratch_group.lock().unwrap().clone());
+        let caller = Caller {
+            project: &self.project,
+            group: &scratch,
+        };
+        match t {
+            Target::CapsuleCreate => capsule_create(body, &d, false),
+            Target::GroupCreate => group_body(body, &d, false, &caller),
+            Target::GroupUpdate => group_body(body, &d, true, &caller),
+            Target::RuleCreate => rule_body(body, &d, &caller),
+            Target::VolumeCreate => volume_create(body, &d),
+            Target::VolumeAction => Err("volume actions are all refused".into()),
+        }
+    }
+
+    /// What a raw case must get: its content type, then its bytes, then (when they are the
+    /// valid body, or JSON) what they hold.
+    fn raw_judged(&self, c: &RawCase, sent: &[u8], valid: &str) -> Judged {
+        content_type(c.target.api(), c.content_type)?;
+        let as_valid = || {
+            let v: Value = serde_json::from_str(valid).expect("the valid body is JSON");
+            self.target_judged(c.target, &v)
+        };
+        match &c.body {
+            RawBody::Truncated(_) => Err("a truncated JSON text".into()),
+            RawBody::Empty | RawBody::Whitespace => Err("no JSON text".into()),
+            RawBody::NulInside => Err("a NUL byte outside a JSON string".into()),
+            RawBody::Utf16 { .. } => Err("JSON in UTF-16 (RFC 8259: UTF-8)".into()),
+            RawBody::Deep { depth, .. } => {
+                Err(format!("{depth} levels where the resource belongs"))
+            }
+            RawBody::Number(n) if NUMBERS_IN_GRAMMAR.contains(n) => {
+                Err(format!("the number {n}, out of its field's range"))
+            }
+            RawBody::Number(n) => Err(format!("{n:?}, not a JSON number")),
+            RawBody::InvalidUtf8InString if sent != valid.as_bytes() => {
+                Err("invalid UTF-8 in a string".into())
+            }
+            RawBody::Trailing(t) if !t.chars().all(|c| " \t\r\n".contains(c)) => {
+                Err("text after the JSON value".into())
+            }
+            // RFC 8259 lets a parser ignore a BOM; which of two equal keys wins is the
+            // parser's choice, and either one is invalid when the valid body is.
+            RawBody::Utf8Bom
+            | RawBody::DuplicateKeys
+            | RawBody::Chunked
+            | RawBody::Trailing(_)
+            | RawBody::InvalidUtf8InString => as_valid(),
+            RawBody::Text(_) | RawBody::Bytes(_) => match serde_json::from_slice::<Value>(sent) {
+                Ok(v) => self.target_judged(c.target, &v),
+                Err(_) => Err("not JSON".into()),
+            },
+        }
+    }
+
+    /// The request of a raw case, and what it must get.
+    pub(crate) fn raw_wire(&self, c: &RawCase) -> (Wire, Verdict) {
         const MARK: &str = "\"\\u0000NUMBER\\u0000\"";
         let valid = self.harmless_body(c.target).to_string().replace(MARK, "1");
         let mut chunked = false;
@@ -266,12 +341,58 @@ impl Stack {
                 b
             }
         };
+        let judged = self.raw_judged(c, &body, &valid);
+        let kind = format!(
+            "{} to {:?} as {:?}",
+            format!("{:?}", c.body)
+                .split(['(', ' '])
+                .next()
+                .unwrap_or_default(),
+            c.target,
+            c.content_type.unwrap_or("no content type")
+        );
         let mut w = self.target_wire(c.target, body);
         w.chunked = chunked;
         if let Some(ct) = c.content_type {
             w.headers
                 .push(("Content-Type".into(), ct.as_bytes().to_vec()));
         }
-        w
+        (w, Verdict::of(judged, vec![kind]))
+    }
+}
+
+/// Numbers of `RawBody::Number` that JSON's grammar has (the others are not JSON); each is out
+/// of the range of the field it replaces (cpu, a name, a port, a size), or no number at all.
+const NUMBERS_IN_GRAMMAR: &[&str] = &[
+    "1e400",
+    "-1e400",
+    "18446744073709551616",
+    "-9223372036854775809",
+    "1e-400",
+];
+
+/// The `Content-Type` of a body: one that is not JSON is refused (415) by all three APIs, as
+/// by Zun, Neutron and Cinder; the capsule API documents that it wants exactly
+/// `application/json` (parameters aside) and refuses a body without one. Values with control
+/// characters (which RFC 9110 lets a recipient keep) and `+json` types are left to the API.
+fn content_type(api: Api, ct: Option<&str>) -> Judged {
+    let Some(ct) = ct else {
+        return match api {
+            Api::Capsule => Err("a body without a Content-Type".into()),
+            _ => Ok(()),
+        };
+    };
+    let media = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let json = media == "application/json";
+    let maybe_json = json || media.ends_with("+json") || has_control(ct);
+    match api {
+        Api::Capsule if !json => Err(format!("Content-Type {ct:?}, not application/json")),
+        _ if !maybe_json => Err(format!("Content-Type {ct:?}, not JSON")),
+        _ => Ok(()),
     }
 }

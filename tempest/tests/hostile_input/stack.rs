@@ -1,6 +1,6 @@
 //! The stack under test: its three APIs, demo's and the admin's tokens, the figures of the run
-//! (`Stats`), what valid-by-accident inputs made (`Ledger`), demo's counts, and the clean-up
-//! that undoes it all.
+//! (`Stats`, with each property's tally of verdicts), what valid-by-accident inputs made
+//! (`Ledger`), demo's counts, and the clean-up that undoes it all.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -11,7 +11,8 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, Test
 use serde_json::Value;
 
 use crate::headers::ISSUER;
-use crate::wire::{clip, exchange, Api, Outcome, Wire, TIMEOUT};
+use crate::verdict::Tally;
+use crate::wire::{clip, exchange, Api, Outcome, Wire};
 use crate::{A_CAPSULE, FIXTURE_VOLUME, OWN_PROJECT, SCRATCH_GROUP};
 
 /// The seed of every property: the same requests on every run.
@@ -27,6 +28,8 @@ pub(crate) struct Stats {
     pub(crate) slowest: (Duration, String),
     /// Requests to set up, count and clean up (not hostile).
     pub(crate) housekeeping: u64,
+    /// What each property's judged requests got.
+    pub(crate) tallies: BTreeMap<&'static str, Tally>,
 }
 
 /// What valid-by-accident inputs created, and what was undone.
@@ -112,27 +115,6 @@ impl Stack {
             s.slowest = (took, format!("{w:?} -> {}", outcome.label()));
         }
         outcome
-    }
-
-    /// Sends a hostile request and judges the answer: a 5xx, a hang or a dropped connection
-    /// fails the case; a 2xx gives the answer's JSON (`Value::Null` if it has none).
-    pub(crate) fn hit(&self, w: &Wire) -> Result<Option<Value>, TestCaseError> {
-        match self.send(w) {
-            Outcome::Answer { status, body } if status >= 500 => Err(TestCaseError::fail(format!(
-                "{status} from {w:?}\n    answer: {}",
-                clip(&String::from_utf8_lossy(&body), 800)
-            ))),
-            Outcome::Answer { status, body } if (200..300).contains(&status) => {
-                Ok(Some(serde_json::from_slice(&body).unwrap_or(Value::Null)))
-            }
-            Outcome::Answer { .. } => Ok(None),
-            Outcome::Hang => Err(TestCaseError::fail(format!(
-                "no answer within {TIMEOUT:?} to {w:?}"
-            ))),
-            Outcome::Dropped(why) => Err(TestCaseError::fail(format!(
-                "connection dropped without an answer ({why}) to {w:?}"
-            ))),
-        }
     }
 
     /// A well-formed request (set-up, counting, clean-up): status and JSON answer.

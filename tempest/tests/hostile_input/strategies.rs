@@ -195,6 +195,42 @@ pub(crate) enum Edit {
     Remove(&'static str),
 }
 
+/// What an edit does, in words, for the report of valid inputs: `set LOC to KIND` or
+/// `remove LOC`.
+pub(crate) fn edit_kind(e: &Edit) -> String {
+    let at = |l: &str| {
+        if l.is_empty() {
+            "the body".to_owned()
+        } else {
+            l.to_owned()
+        }
+    };
+    match e {
+        Edit::Set(l, Hostile::Json(v)) => format!("set {} to {}", at(l), value_kind(v)),
+        Edit::Set(l, Hostile::Deep { depth, object }) => format!(
+            "set {} to {depth} levels of {}",
+            at(l),
+            if *object { "objects" } else { "arrays" }
+        ),
+        Edit::Remove(l) => format!("remove {}", at(l)),
+    }
+}
+
+/// A value's kind in words: its JSON type, strings by length.
+pub(crate) fn value_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_f64() => "a float",
+        Value::Number(_) => "an integer",
+        Value::String(s) if s.is_empty() => "an empty string",
+        Value::String(s) if s.chars().count() > 255 => "a string over 255 characters",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 pub(crate) fn edits(locs: &'static [&'static str], max: usize) -> BoxedStrategy<Vec<Edit>> {
     let one = prop_oneof![
         6 => select(locs).prop_flat_map(|loc| value_for(loc).prop_map(move |h| Edit::Set(loc, h))),
@@ -278,6 +314,15 @@ impl Deeps {
                 Value::String(format!("\u{0}DEEP{}\u{0}", self.0.len() - 1))
             }
         }
+    }
+
+    /// The depth and kind (objects or arrays) of the deep value `v` stands for, if it is a mark.
+    pub(crate) fn lookup(&self, v: &Value) -> Option<(usize, bool)> {
+        let i = v
+            .as_str()?
+            .strip_prefix("\u{0}DEEP")?
+            .strip_suffix('\u{0}')?;
+        self.0.get(i.parse::<usize>().ok()?).copied()
     }
 
     /// `v` as JSON text, each mark replaced by its deep value.

@@ -1,5 +1,5 @@
 //! Volumes: hostile creates, and hostile updates, metadata and actions on a volume of demo's
-//! made for the run (the fixture).
+//! made for the run (the fixture), judged by the block-storage API's contract.
 
 use std::time::{Duration, Instant};
 
@@ -8,9 +8,12 @@ use proptest::sample::select;
 use serde_json::{json, Value};
 use tempest::unique_name;
 
-use crate::paths::{segment, Segment};
+use crate::oracle::volume_version;
+use crate::oracle_volume::{volume_change, volume_create};
+use crate::paths::{pct_decode, segment, Segment};
 use crate::stack::Stack;
-use crate::strategies::{apply, edits, Deeps, Edit};
+use crate::strategies::{apply, edit_kind, edits, Deeps, Edit};
+use crate::verdict::Verdict;
 use crate::wire::{Api, Wire};
 use crate::NOWHERE;
 
@@ -81,13 +84,22 @@ pub(crate) fn volume_case() -> impl Strategy<Value = VolumeCase> {
 }
 
 impl Stack {
-    pub(crate) fn volume_wire(&self, c: &VolumeCase) -> Wire {
+    /// The request of a volume create, and what it must get.
+    pub(crate) fn volume_wire(&self, c: &VolumeCase) -> (Wire, Verdict) {
         let mut body = json!({"volume": {"size": 1, "name": NAME_FOR_VOLUMES}});
         if !c.real {
             body["volume"]["availability_zone"] = json!(NOWHERE);
         }
         let mut deeps = Deeps::default();
         apply(&mut body, &c.edits, &mut deeps, &self.marks());
+        let judged = volume_version(Some(c.version)).and_then(|_| volume_create(&body, &deeps));
+        let mut kinds: Vec<String> = c.edits.iter().map(edit_kind).collect();
+        if c.version != "volume 3.70" {
+            kinds.push(format!("version {:?}", c.version));
+        }
+        if !c.in_project {
+            kinds.push("no project in the path".into());
+        }
         let path = if c.in_project {
             format!("/v3/{}/volumes", self.project)
         } else {
@@ -105,7 +117,7 @@ impl Stack {
             "OpenStack-API-Version".into(),
             c.version.as_bytes().to_vec(),
         ));
-        w
+        (w, Verdict::of(judged, kinds))
     }
 }
 
@@ -169,11 +181,33 @@ pub(crate) fn volume_change_case() -> impl Strategy<Value = VolumeChangeCase> {
 }
 
 impl Stack {
-    pub(crate) fn volume_change_wire(&self, c: &VolumeChangeCase, fixture: &str) -> Wire {
+    /// The request of a change of the fixture volume, and what it must get.
+    pub(crate) fn volume_change_wire(
+        &self,
+        c: &VolumeChangeCase,
+        fixture: &str,
+    ) -> (Wire, Verdict) {
         let (method, below, valid) = VOLUME_CHANGES[c.change];
         let mut body: Value = serde_json::from_str(valid).expect("valid body");
         let mut deeps = Deeps::default();
         apply(&mut body, &c.edits, &mut deeps, &self.marks());
+        // The key the path names, as the API decodes it.
+        let key = match (&c.key, below) {
+            (Some(k), "/metadata/k") => {
+                String::from_utf8_lossy(&pct_decode(&k.bytes())).into_owned()
+            }
+            _ => "k".to_owned(),
+        };
+        let judged = volume_version(Some(c.version))
+            .and_then(|minor| volume_change(c.change, &body, &deeps, minor, &key));
+        let mut kinds: Vec<String> = c.edits.iter().map(edit_kind).collect();
+        kinds.push(format!("{method} volume{below}"));
+        if c.version != "volume 3.70" {
+            kinds.push(format!("version {:?}", c.version));
+        }
+        if c.key.is_some() && below == "/metadata/k" {
+            kinds.push("a hostile key in the path".into());
+        }
         let mut path = format!("/v3/{}/volumes/{fixture}", self.project).into_bytes();
         match (&c.key, below) {
             (Some(k), "/metadata/k") => {
@@ -194,7 +228,7 @@ impl Stack {
             "OpenStack-API-Version".into(),
             c.version.as_bytes().to_vec(),
         ));
-        w
+        (w, Verdict::of(judged, kinds))
     }
 
     /// A volume of demo's for the run, once available.
