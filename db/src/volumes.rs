@@ -628,6 +628,48 @@ impl Database {
         self.volume(scope, id).await
     }
 
+    /// Changes volume `id`'s metadata atomically: `change` gets what is stored and returns
+    /// what to store, or refuses (its error comes back inside `Ok`, and nothing changes).
+    /// Concurrent changes serialize on the volume's row (it is written first in the
+    /// transaction, which locks it on PostgreSQL and takes the write lock on SQLite before
+    /// the read), so none is lost. `Ok(Ok(None))`: no such volume in `scope`.
+    pub async fn change_volume_metadata<E>(
+        &self,
+        scope: VolumeScope<'_>,
+        id: &str,
+        change: impl FnOnce(&Json) -> Result<Json, E> + Send,
+    ) -> Result<Result<Option<VolumeRecord>, E>, DbError> {
+        let ctx = || format!("changing the metadata of volume {id}");
+        let txn = self.conn.begin().await.map_err(DbError::query(ctx()))?;
+        let touched = volume::Entity::update_many()
+            .col_expr(volume::Column::UpdatedAt, Expr::value(now()))
+            .filter(scope.condition())
+            .filter(volume::Column::Id.eq(id))
+            .exec(&txn)
+            .await
+            .map_err(DbError::query(ctx()))?;
+        if touched.rows_affected != 1 {
+            return Ok(Ok(None));
+        }
+        let row = volume::Entity::find_by_id(id)
+            .one(&txn)
+            .await
+            .map_err(DbError::query(ctx()))?;
+        let Some(row) = row else {
+            return Ok(Ok(None));
+        };
+        let metadata = match change(&row.metadata) {
+            Ok(m) => m,
+            // Dropped without a commit: the transaction rolls back.
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let mut am: volume::ActiveModel = row.into();
+        am.metadata = Set(metadata);
+        am.update(&txn).await.map_err(DbError::query(ctx()))?;
+        txn.commit().await.map_err(DbError::query(ctx()))?;
+        self.volume(scope, id).await.map(Ok)
+    }
+
     /// Deletes volume `id` if its status allows: it goes `deleting` and its host is told
     /// (durably: `message` of the host is written to the outbox in the same transaction); the
     /// host's report removes the row. A volume without a host is removed at once.

@@ -430,29 +430,26 @@ pub async fn metadata_item(
         })
 }
 
-/// The metadata of volume `id` after `change`, stored.
+/// The metadata of volume `id` after `change`, stored. Atomic: concurrent changes of one
+/// volume's metadata serialize in the database, none is lost.
 pub async fn change_metadata(
     state: &AppState,
     ctx: &RequestContext,
     id: &str,
-    change: impl FnOnce(&mut Map<String, Value>) -> Result<(), VolumeError>,
+    change: impl FnOnce(&mut Map<String, Value>) -> Result<(), VolumeError> + Send,
 ) -> Result<Map<String, Value>, VolumeError> {
     const ACTION: &str = "volume:update_volume_metadata";
     may_change(ctx, ACTION)?;
+    // Found and visible first, so that refusals read as before (404 for another project's).
     let rec = show(state, ctx, id, ACTION).await?;
-    let mut meta = metadata_of(&rec.volume.metadata);
-    change(&mut meta)?;
     let id = &rec.volume.id;
     let rec = state
         .db
-        .update_volume(
-            scope(ctx, ACTION)?,
-            id,
-            None,
-            None,
-            Some(Value::Object(meta)),
-        )
-        .await?
+        .change_volume_metadata(scope(ctx, ACTION)?, id, |stored| {
+            let mut meta = metadata_of(stored);
+            change(&mut meta).map(|()| Value::Object(meta))
+        })
+        .await??
         .ok_or_else(|| VolumeError::NotFound { id: id.to_owned() })?;
     Ok(metadata_of(&rec.volume.metadata))
 }

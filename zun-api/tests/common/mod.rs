@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
+use sea_orm::{ConnectionTrait, Statement};
 use serde_json::Value;
 use tower::ServiceExt;
 use zun_api::{AppState, Config};
@@ -73,12 +74,43 @@ pub struct TestApi {
     /// The state (for direct database checks).
     pub state: AppState,
     dir: PathBuf,
+    /// On PostgreSQL: the server's URL and the test's own schema, dropped with the API.
+    schema: Option<(String, String)>,
 }
 
 impl Drop for TestApi {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some((url, schema)) = self.schema.take() {
+            // Drop cannot await: a thread of its own runs the statement to its end.
+            let dropped = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime")
+                    .block_on(postgres_exec(
+                        &url,
+                        &format!("DROP SCHEMA {schema} CASCADE"),
+                    ))
+            })
+            .join();
+            if dropped.is_err() && !std::thread::panicking() {
+                panic!("the test schema {:?} was not dropped", self.schema);
+            }
+        }
     }
+}
+
+/// Runs `sql` on the PostgreSQL at `url`.
+async fn postgres_exec(url: &str, sql: &str) {
+    let admin = db::Database::connect(url).await.expect("connect postgres");
+    let conn = admin.connection();
+    conn.execute(Statement::from_string(
+        conn.get_database_backend(),
+        sql.to_owned(),
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 impl TestApi {
@@ -100,7 +132,51 @@ impl TestApi {
         let config = Config::parse(&toml).unwrap_or_else(|e| panic!("test config: {e}"));
         let state = AppState::from_config(config).await.unwrap();
         state.db.migrate().await.unwrap();
-        Self { state, dir }
+        Self {
+            state,
+            dir,
+            schema: None,
+        }
+    }
+
+    /// The same on PostgreSQL (devstack's, `ZUN_TEST_POSTGRES_URL`), in a schema of its own
+    /// that is dropped with the API. Missing PostgreSQL is a failure, not a skip.
+    pub async fn on_postgres(extra: &str) -> Self {
+        let base = std::env::var("ZUN_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+            panic!(
+                "ZUN_TEST_POSTGRES_URL is not set: run the tests with devstack/run-tests.sh \
+                 (it starts PostgreSQL), or source $STACK_DIR/etc/test-env"
+            )
+        });
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        postgres_exec(&base, &format!("CREATE SCHEMA {schema}")).await;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+        let auth = if extra.contains("[auth]") {
+            ""
+        } else {
+            "[auth]\nstrategy = \"noauth\"\n"
+        };
+        let toml = format!("{auth}[database]\nurl = \"{url}\"\n{extra}");
+        let config = Config::parse(&toml).unwrap_or_else(|_| panic!("test config"));
+        let built = AppState::from_config(config).await;
+        let state = match built {
+            Ok(state) => state,
+            Err(e) => {
+                postgres_exec(&base, &format!("DROP SCHEMA {schema} CASCADE")).await;
+                panic!("state on postgres: {e}");
+            }
+        };
+        let dir = std::env::temp_dir().join(format!("zun-api-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // From here on the schema goes with the API, whatever happens.
+        let api = Self {
+            state,
+            dir,
+            schema: Some((base, schema)),
+        };
+        api.state.db.migrate().await.expect("migrate postgres");
+        api
     }
 
     /// Sends a request with optional identity, JSON body and extra headers.
