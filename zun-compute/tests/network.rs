@@ -291,18 +291,39 @@ async fn setup_replaces_a_setup_whose_namespace_was_lost() {
         addrs_in(&second.netns, "eth0"),
         vec![(second.ip.clone(), 24)]
     );
-    let save = run("iptables-save", &[]).unwrap_or_default();
-    let dnat_rules = save
+    // netavark's port forwards, whichever firewall driver it uses: iptables (`-j DNAT`,
+    // `--dport P`) or nftables (`tcp dport P ... dnat ip to A:P'`). A tool that cannot run
+    // fails the test rather than reading as "no rules".
+    let rules = [
+        run("iptables-save", &[]).unwrap_or_else(|e| panic!("{e}")),
+        run("nft", &["list", "ruleset"]).unwrap_or_else(|e| panic!("{e}")),
+    ]
+    .join("\n");
+    let forwards: Vec<&str> = rules
         .lines()
-        .filter(|l| l.contains("-j DNAT") && l.contains(&format!("--dport {port} ")))
-        .count();
+        .filter(|l| {
+            (l.contains("-j DNAT") && l.contains(&format!("--dport {port} ")))
+                || (l.contains("dnat ip to") && l.contains(&format!("dport {port} ")))
+        })
+        .collect();
     if first.ip != second.ip {
         assert!(
-            !save.contains(&format!("{}:8080", first.ip)),
-            "stale forward to the lost address: {save}"
+            !rules.contains(&format!("{}:8080", first.ip)),
+            "stale forward to the lost address {}: {forwards:#?}",
+            first.ip
         );
     }
-    assert!(dnat_rules <= 1, "{dnat_rules} DNAT rules for port {port}");
+    assert_eq!(
+        forwards.len(),
+        1,
+        "port {port} must be forwarded exactly once, to {}: {forwards:#?}",
+        second.ip
+    );
+    assert!(
+        forwards[0].contains(&format!("{}:8080", second.ip)),
+        "port {port} forwarded elsewhere than {}:8080: {forwards:#?}",
+        second.ip
+    );
     let pid = t.serve_in(&second.netns);
     assert_eq!(
         tcp_hello(SocketAddr::from(([127, 0, 0, 1], port))).unwrap(),

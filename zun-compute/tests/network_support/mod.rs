@@ -198,7 +198,8 @@ while True:
         let mut out = Vec::new();
         let needles = [self.tag.as_str(), self.subnet_prefix.as_str()];
         let hit = |l: &str| needles.iter().any(|n| l.contains(n));
-        if let Ok(links) = run("ip", &["-j", "link"]) {
+        {
+            let links = run("ip", &["-j", "link"]).unwrap_or_else(|e| panic!("{e}"));
             let links: serde_json::Value = serde_json::from_str(&links).unwrap();
             for l in links.as_array().into_iter().flatten() {
                 let name = l["ifname"].as_str().unwrap_or_default();
@@ -207,7 +208,8 @@ while True:
                 }
             }
         }
-        if let Ok(addrs) = run("ip", &["-4", "-o", "addr"]) {
+        {
+            let addrs = run("ip", &["-4", "-o", "addr"]).unwrap_or_else(|e| panic!("{e}"));
             out.extend(
                 addrs
                     .lines()
@@ -220,16 +222,15 @@ while True:
                 out.push(format!("netns {}", e.path().display()));
             }
         }
-        if let Ok(save) = run("iptables-save", &[]) {
-            out.extend(
-                save.lines()
-                    .filter(|l| hit(l))
-                    .map(|l| format!("iptables {l}")),
-            );
-        }
-        if let Ok(rules) = run("nft", &["list", "ruleset"]) {
-            out.extend(rules.lines().filter(|l| hit(l)).map(|l| format!("nft {l}")));
-        }
+        // A tool that cannot run fails the test; it never reads as a clean host.
+        let save = run("iptables-save", &[]).unwrap_or_else(|e| panic!("{e}"));
+        out.extend(
+            save.lines()
+                .filter(|l| hit(l))
+                .map(|l| format!("iptables {l}")),
+        );
+        let rules = run("nft", &["list", "ruleset"]).unwrap_or_else(|e| panic!("{e}"));
+        out.extend(rules.lines().filter(|l| hit(l)).map(|l| format!("nft {l}")));
         if include_own_mounts {
             let dir = self.dir.to_string_lossy().into_owned();
             let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
