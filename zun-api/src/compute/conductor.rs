@@ -106,6 +106,11 @@ async fn handle(state: &AppState, env: Envelope<ConductorEvent>, d: Delivery) ->
                 tracing::info!(%volume, %host, state = ?vs, reason = reason.as_deref().unwrap_or(""), applied = ?r.as_ref().ok(), "volume report");
                 r.map(|_| None)
             }
+            // The history of containers is kept once the container actions are served.
+            ConductorEvent::ContainerEvent { host, happened, .. } => {
+                tracing::info!(%host, container = %happened.container, kind = ?happened.kind, "container event (not kept yet)");
+                Ok(None)
+            }
             ConductorEvent::Heartbeat(hb) => heartbeat(state, hb)
                 .await
                 .map(|orphans| (!orphans.is_empty()).then(|| (hb.host.clone(), orphans))),

@@ -15,7 +15,7 @@ pub mod volume;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 
-use capsule_types::rpc::ComputeRequest;
+use capsule_types::rpc::{ComputeRequest, ContainerReply};
 use rpc::RpcError;
 use serde::Serialize;
 use uuid::Uuid;
@@ -123,6 +123,15 @@ impl Manager {
                 return Ok(Outcome::reply(
                     &self.logs(capsule, &container, &query).await,
                 ))
+            }
+            // The contract is ahead of this agent: its container operations come next.
+            ComputeRequest::ContainerAction { capsule, action, .. } => {
+                tracing::warn!(%capsule, action = action.zun_name(), "container actions are not supported by this agent yet");
+            }
+            ComputeRequest::ContainerCall { call, .. } => {
+                return Ok(Outcome::reply(&ContainerReply::Unavailable {
+                    message: format!("This compute host cannot {} yet.", call.name()),
+                }))
             }
         }
         Ok(Outcome::Done)

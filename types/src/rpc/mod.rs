@@ -14,6 +14,13 @@ use uuid::Uuid;
 use crate::template::CapsuleTemplate;
 use crate::CapsuleStatus;
 
+mod container;
+
+pub use container::{
+    ArchiveStat, ContainerAction, ContainerCall, ContainerEvent, ContainerEventKind,
+    ContainerReply, ContainerStats, StreamGrant,
+};
+
 /// Version of the message format; a receiver refuses envelopes of a newer major version.
 pub const RPC_VERSION: u32 = 1;
 /// The topic exchange every message goes through (Zun's control exchange).
@@ -150,6 +157,33 @@ pub enum ComputeRequest {
         /// The volume.
         volume: Uuid,
     },
+    /// Do `action` to container `container` of capsule `capsule` (every application container
+    /// of it when `None`), then report the containers' new state and, for each container, a
+    /// [`ConductorEvent::ContainerEvent`] carrying the envelope's request id (the action's id in
+    /// the API's history), with the error if it failed. A cast (through the API's outbox).
+    /// Legal for a capsule placed on this host; idempotent: stopping a stopped container,
+    /// starting a running one, pausing a paused one change nothing and report success.
+    ContainerAction {
+        /// The capsule.
+        capsule: Uuid,
+        /// The container (`None`: every application container of the capsule).
+        container: Option<Uuid>,
+        /// What to do.
+        action: ContainerAction,
+    },
+    /// Ask container `container` of capsule `capsule` something, or run something in it:
+    /// exec, top, stats, archives. Legal only as a call (with a reply queue), for a capsule
+    /// placed on this host; answered with a [`ContainerReply`]. Idempotent except `Exec` (which
+    /// runs the command once per delivery: a redelivered call has lost its caller, who gets a
+    /// timeout).
+    ContainerCall {
+        /// The capsule.
+        capsule: Uuid,
+        /// The container.
+        container: Uuid,
+        /// What to ask.
+        call: ContainerCall,
+    },
     /// Read a container's logs. Legal only as a call (with a reply queue), for a capsule placed
     /// on this host; answered with a [`LogsReply`]. Reads only.
     ContainerLogs {
@@ -220,7 +254,9 @@ impl ComputeRequest {
             | ComputeRequest::SetFirewall { .. }
             | ComputeRequest::CreateVolume { .. }
             | ComputeRequest::DeleteVolume { .. } => None,
-            ComputeRequest::ContainerLogs { capsule, .. } => Some(*capsule),
+            ComputeRequest::ContainerLogs { capsule, .. }
+            | ComputeRequest::ContainerAction { capsule, .. }
+            | ComputeRequest::ContainerCall { capsule, .. } => Some(*capsule),
         }
     }
 
@@ -234,7 +270,17 @@ impl ComputeRequest {
             ComputeRequest::CreateVolume { .. } => "create_volume",
             ComputeRequest::DeleteVolume { .. } => "delete_volume",
             ComputeRequest::ContainerLogs { .. } => "container_logs",
+            ComputeRequest::ContainerAction { .. } => "container_action",
+            ComputeRequest::ContainerCall { .. } => "container_call",
         }
+    }
+
+    /// Whether the request is a call, answered with a reply (the others are casts).
+    pub fn is_call(&self) -> bool {
+        matches!(
+            self,
+            ComputeRequest::ContainerLogs { .. } | ComputeRequest::ContainerCall { .. }
+        )
     }
 }
 
@@ -329,6 +375,18 @@ pub enum ConductorEvent {
     /// Liveness and resources, every few seconds; registers the service and compute node on
     /// first sight.
     Heartbeat(Heartbeat),
+    /// Something happened to a container: an action of the API was done (or failed), or the
+    /// runtime did something by itself (the container exited, was OOM-killed, was restarted by
+    /// its policy). The API keeps it in the container's history (Zun's container actions and
+    /// events). Legal at any time; a repeated report (same host, same `seq`) is kept once.
+    ContainerEvent {
+        /// The reporting host.
+        host: String,
+        /// As in `CapsuleState`.
+        seq: u64,
+        /// What happened.
+        happened: ContainerEvent,
+    },
     /// What became of a volume the host was asked to make or remove. Legal at any time;
     /// applied only where it moves the volume on (`creating` to `available` or `error`,
     /// `deleting` to gone), so a repeated or late report changes nothing.
