@@ -10,7 +10,6 @@
 mod amqp;
 mod error;
 mod memory;
-pub mod testing;
 mod typed;
 
 use std::future::Future;

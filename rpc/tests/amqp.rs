@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rpc::testing::PrivateBroker;
 use rpc::{AmqpBus, Bus, Delivery, Disposition, Handler, QueueSpec, RpcError};
+use test_support::PrivateBroker;
 
 /// Records every payload it sees; retries a payload once if it starts with `retry`.
 #[derive(Clone, Default)]

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 pub mod pod;
 
-use rpc::testing::PrivateBroker;
 use serde_json::{json, Value};
+use test_support::PrivateBroker;
 use zun_api::conductor::Conductor;
 use zun_api::{AppState, Config};
 

@@ -1,19 +1,19 @@
-//! A private RabbitMQ node for tests (of this crate and of its users): its own `epmd`, ports, data directory
-//! and credentials, so a test may stop and restart its broker without touching anyone else's.
-//! Everything it started is stopped, and its directory removed, when it is dropped.
+//! A private RabbitMQ node for tests: its own `epmd`, ports, data directory and credentials,
+//! so a test may stop and restart its broker without touching anyone else's. Everything it
+//! started is stopped, and its directory removed, when it is dropped.
 
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::{free_port, wait, TempDir};
 
 const RABBITMQ_SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 const EPMD: &str = "/usr/bin/epmd";
 
 /// A RabbitMQ node this test owns.
 pub struct PrivateBroker {
-    dir: PathBuf,
+    dir: TempDir,
     node: String,
     amqp_port: u16,
     dist_port: u16,
@@ -21,13 +21,6 @@ pub struct PrivateBroker {
     password: String,
     epmd: Child,
     server: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
 fn port_open(port: u16) -> bool {
@@ -47,8 +40,7 @@ impl PrivateBroker {
             "{RABBITMQ_SERVER} is missing: devstack/stack.sh installs rabbitmq-server"
         );
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let dir = std::env::temp_dir().join(format!("zun-rabbit-{}", &id[..12]));
-        std::fs::create_dir_all(&dir).expect("broker dir");
+        let dir = TempDir::new("zun-rabbit");
         let epmd_port = free_port();
         let epmd = Command::new(EPMD)
             .args(["-address", "127.0.0.1", "-port", &epmd_port.to_string()])
@@ -84,7 +76,7 @@ impl PrivateBroker {
     fn start_server(&mut self) {
         let log = std::fs::File::create(self.dir.join("server.log")).expect("server log");
         let child = Command::new(RABBITMQ_SERVER)
-            .env("HOME", &self.dir)
+            .env("HOME", self.dir.path())
             .env("RABBITMQ_NODENAME", &self.node)
             .env("RABBITMQ_MNESIA_BASE", self.dir.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", self.dir.join("log"))
@@ -104,15 +96,16 @@ impl PrivateBroker {
             .spawn()
             .expect("start rabbitmq-server");
         self.server = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !port_open(self.amqp_port) {
-            assert!(
-                Instant::now() < deadline,
-                "rabbitmq did not start; see {}",
-                self.dir.join("server.log").display()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait::until(Duration::from_secs(60), Duration::from_millis(100), || {
+            if port_open(self.amqp_port) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "rabbitmq did not start; see {}",
+                    self.dir.join("server.log").display()
+                ))
+            }
+        });
     }
 
     /// Stops the node (SIGTERM, as an operator's restart would) and waits until it is gone.
@@ -182,6 +175,6 @@ impl Drop for PrivateBroker {
         self.kill();
         let _ = self.epmd.kill();
         let _ = self.epmd.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // The directory goes with `self.dir`, after this.
     }
 }
