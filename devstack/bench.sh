@@ -36,4 +36,4 @@ for bench in "$@"; do
             ;;
     esac
 done
-cargo run --locked --quiet -p tempest --bin bench-report
+cargo run --locked --quiet -p bench --bin bench-report

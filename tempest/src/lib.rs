@@ -2,8 +2,6 @@
 //! devstack creates, the real `zun` and `openstack` commands run as them, Keystone tokens, and
 //! guards that delete what a test created even when it fails.
 
-pub mod bench;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

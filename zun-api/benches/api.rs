@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use bench::percentile_ms as pct;
 use serde_json::{json, Value};
-use tempest::bench::percentile_ms as pct;
 
 const CAPSULES: usize = 1000;
 const CONCURRENCY: usize = 32;
@@ -230,7 +230,7 @@ async fn main() -> Result<()> {
     }
     println!("target: GET /v1/capsules with 1,000 capsules >= 5,000 requests/s on 2 cores");
 
-    let mut f = tempest::bench::Figures::new("api");
+    let mut f = bench::Figures::new("api");
     f.latency("post_create", "POST /v1/capsules, API alone", &create);
     for (key, what, l) in [
         (

@@ -21,11 +21,11 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use bench::{percentile_ms, Figures};
 use common::pod::PodHost;
 use common::{Stack, ADMIN};
 use podman::{netavark_bin, private_kib, rss_kib, Podman};
 use serde_json::json;
-use tempest::bench::{percentile_ms, Figures};
 use tempest::free_port;
 use zun_api::state::AppState;
 

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bench::percentile_ms as pct;
 use rpc::{AmqpBus, Bus, Delivery, Disposition, Handler, QueueSpec};
-use tempest::bench::percentile_ms as pct;
 
 #[derive(Clone, Default)]
 struct Counter(Arc<AtomicU64>);
@@ -106,7 +106,7 @@ async fn main() {
         "deliveries acked by one consumer (prefetch 64)",
         total as f64 / consumed.as_secs_f64()
     );
-    let mut f = tempest::bench::Figures::new("rpc");
+    let mut f = bench::Figures::new("rpc");
     f.latency(
         "round_trip",
         "create: POST -> agent -> report written",

@@ -1,6 +1,7 @@
 //! Benchmark figures: each benchmark (`devstack/bench.sh NAME`) records what it measured in
-//! `bench/out/NAME.json`, and `bench-report` merges them into `bench/results.json`, a plot of
-//! the create-latency distribution and the table of targets, our figures and podman's.
+//! `bench/out/NAME.json` with [`Figures`], and `bench-report` (this crate's binary) merges them
+//! into `bench/results.json`, a plot of the create-latency distribution and the table of
+//! targets, our figures and podman's. The benchmarks of zun-api, e2e and tempest use it.
 
 pub mod report;
 pub mod svg;
@@ -10,14 +11,11 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-/// The repository's `bench/` directory, or `$CAPSULE_BENCH_DIR`.
+/// The repository's `bench/` directory (this crate's own), or `$CAPSULE_BENCH_DIR`.
 pub fn bench_dir() -> PathBuf {
     match std::env::var_os("CAPSULE_BENCH_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => match std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent() {
-            Some(repo) => repo.join("bench"),
-            None => PathBuf::from("bench"),
-        },
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")),
     }
 }
 

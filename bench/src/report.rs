@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::svg::{cdf_plot, Series};
+use crate::svg::{cdf_plot, Series};
 
 /// The benchmarks whose figures the report knows, in report order.
 pub const PARTS: &[&str] = &["pod", "api", "rpc", "sg", "oidc"];

@@ -5,8 +5,8 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let dir = tempest::bench::bench_dir();
-    match tempest::bench::report::write(&dir) {
+    let dir = bench::bench_dir();
+    match bench::report::write(&dir) {
         Ok((table, written)) if !table.lines().nth(1).unwrap_or_default().is_empty() => {
             println!("\n{table}");
             for path in written {
