@@ -9,15 +9,13 @@
 //! The scenarios run side by side (as many as the test harness runs at once), each with its own
 //! broker, API, database and pod host on its own bridge, subnet and firewall table.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::pod::PodHost;
-use common::{Stack, ADMIN};
+use e2e::pod::PodHost;
+use e2e::{Stack, ADMIN};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -559,7 +557,7 @@ fn host_leftovers(host: &PodHost, uuids: &[String]) -> Vec<String> {
 /// The shim processes (and anything they forked that did not exec) of capsules under
 /// `state_dir`.
 fn shims(state_dir: &Path) -> Vec<String> {
-    let shim = env!("CARGO_BIN_EXE_capsule-shim");
+    let shim = e2e::bins::capsule_shim();
     let dirs: Vec<String> = [Some(state_dir.to_owned()), state_dir.canonicalize().ok()]
         .into_iter()
         .flatten()

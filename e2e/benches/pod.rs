@@ -12,8 +12,6 @@
 //! policy); `IfNotPresent` keeps the registry out of the measured path, as podman's cached
 //! image does.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
 #[path = "support/podman.rs"]
 mod podman;
 
@@ -22,11 +20,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bench::{percentile_ms, Figures};
-use common::pod::PodHost;
-use common::{Stack, ADMIN};
+use e2e::pod::PodHost;
+use e2e::{Stack, ADMIN};
 use podman::{netavark_bin, private_kib, rss_kib, Podman};
 use serde_json::json;
-use tempest::free_port;
+use test_support::free_port;
 use zun_api::state::AppState;
 
 const ROUNDS: usize = 40;

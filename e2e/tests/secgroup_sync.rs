@@ -3,12 +3,10 @@
 //! rule created through the network API reaches it, a duplicate delivery changes nothing, and
 //! a restarted agent is sent the current document again by the conductor.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use capsule_types::secgroup::{Direction, HostFirewall};
-use common::{Compute, Stack, DEMO};
+use e2e::{Compute, Stack, DEMO};
 use serde_json::json;
 
 const LONG: Duration = Duration::from_secs(60);

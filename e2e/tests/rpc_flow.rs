@@ -2,12 +2,10 @@
 //! Faults in the middle (broker restart, agent SIGKILL, host down) lose no capsule and do no
 //! request twice; two hosts share the load and are never overcommitted.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{journal_counts, Stack};
+use e2e::{journal_counts, Stack};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -29,7 +27,7 @@ async fn create_and_delete_go_through_broker_agent_and_conductor() {
     let logs = |path: String| async move {
         stack_ref
             .call(
-                common::DEMO,
+                e2e::DEMO,
                 reqwest::Method::GET,
                 &format!("/v1/containers/{path}"),
                 None,
@@ -52,7 +50,7 @@ async fn create_and_delete_go_through_broker_agent_and_conductor() {
     // Another project sees no such container.
     let (status, _) = stack
         .call(
-            common::ALT,
+            e2e::ALT,
             reqwest::Method::GET,
             &format!("/v1/containers/{name}/logs"),
             None,
@@ -252,7 +250,7 @@ async fn deletes_wait_for_a_down_host_and_force_delete_does_not() {
     // A member may not force.
     let (status, _) = stack
         .call(
-            common::DEMO,
+            e2e::DEMO,
             reqwest::Method::DELETE,
             &format!("/v1/capsules/{a}?force=true"),
             None,

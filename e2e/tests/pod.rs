@@ -3,15 +3,13 @@
 //! checks the host afterwards (cgroups, network namespaces, mounts, shims) and cleans up what
 //! it finds even when it fails. Needs root and a running devstack (containerd, registry).
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::pod::PodHost;
-use common::{Stack, ADMIN, DEMO};
+use e2e::pod::PodHost;
+use e2e::{Stack, ADMIN, DEMO};
 use serde_json::{json, Value};
-use tempest::free_port;
+use test_support::free_port;
 
 const LONG: Duration = Duration::from_secs(120);
 

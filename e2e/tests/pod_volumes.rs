@@ -5,15 +5,13 @@
 //! by its host over RPC and removed by it. The host is checked for files, mounts and loop
 //! devices after every step. Needs root and a running devstack (containerd, registry).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use capsule_types::rpc::{compute_queue, ComputeRequest, Envelope};
-use common::pod::PodHost;
-use common::{Stack, DEMO};
 use db::volumes::{NewVolume, VolumeDeleted, VolumeScope};
 use db::NewOutbox;
+use e2e::pod::PodHost;
+use e2e::{Stack, DEMO};
 use serde_json::{json, Value};
 
 const LONG: Duration = Duration::from_secs(120);

@@ -4,9 +4,6 @@
 //! confirmed casts per second into a queue and deliveries per second out of it.
 //! Run it with `devstack/bench.sh rpc`.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +23,7 @@ impl Handler for Counter {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let stack = common::Stack::start_with(60).await;
+    let stack = e2e::Stack::start_with(60).await;
     let _c1 = stack.compute("bench1", 1_000_000, 0).await;
 
     // Round trip through the control plane, sequential.

@@ -4,12 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Compute, Stack};
+use test_support::env_or;
 use zun_compute::config::{Config, DriverKind};
 
-fn env_or(key: &str, default: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| default.to_owned())
-}
+use crate::{bins, Compute, Stack};
 
 /// A compute host running real pods, on its own bridge and subnet.
 pub struct PodHost {
@@ -55,7 +53,7 @@ impl PodHost {
              [image]\ncontainerd_socket = \"{socket}\"\nnamespace = \"capsule-test\"\ncerts_dir = \"{certs}\"\n\
              [network]\nnetavark = \"{netavark}\"\nconfig_dir = \"{nv}\"\nnetwork_name = \"{bridge}\"\n\
              bridge = \"{bridge}\"\nsubnet = \"10.214.{octet}.0/24\"\nnetns_dir = \"{netns}\"\n",
-            shim = env!("CARGO_BIN_EXE_capsule-shim"),
+            shim = bins::capsule_shim(),
             certs = dir.join("certs.d").display(),
             netavark = env_or("ZUN_TEST_NETAVARK", "/usr/lib/podman/netavark"),
             nv = dir.join("netavark").display(),
@@ -89,7 +87,7 @@ impl PodHost {
 
     /// Volume state on the host that does not belong to a volume in `keep`.
     pub fn volume_leftovers(&self, keep: &[String]) -> Vec<String> {
-        tempest::volume_leftovers(&self.volume_dir(), keep)
+        test_support::volume_leftovers(&self.volume_dir(), keep)
     }
 
     /// Deletes capsule `uuid` through the API, waits until it is gone and checks that nothing
@@ -109,7 +107,7 @@ impl PodHost {
         if self.capsule_dir(uuid).exists() {
             left.push(format!("{}", self.capsule_dir(uuid).display()));
         }
-        left.extend(tempest::host_leftovers(uuid, &self.netns_dir));
+        left.extend(test_support::host_leftovers(uuid, &self.netns_dir));
         left
     }
 }
@@ -155,21 +153,14 @@ impl Drop for PodHost {
         // Volumes still mounted (a test that failed with a capsule or a volume attached): the
         // loop devices go with their mounts (autoclear), the files with the state directory.
         let volumes = self.volume_dir();
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        for m in mounts.lines().filter_map(|l| l.split(' ').nth(4)) {
-            if Path::new(m).starts_with(&volumes) {
-                let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+        for m in test_support::mount_points() {
+            if m.starts_with(&volumes) {
+                let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
             }
         }
         // The netns directory was made a shared mount point of its own.
         let _ = nix::mount::umount2(&self.netns_dir, nix::mount::MntFlags::MNT_DETACH);
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .stderr(std::process::Stdio::null())
-            .status();
-        let _ = std::process::Command::new("nft")
-            .args(["delete", "table", "inet", &self.table])
-            .stderr(std::process::Stdio::null())
-            .status();
+        let _ = test_support::run("ip", &["link", "del", &self.bridge]);
+        let _ = test_support::run("nft", &["delete", "table", "inet", &self.table]);
     }
 }

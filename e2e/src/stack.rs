@@ -2,95 +2,17 @@
 //! SQLite, conductor running) serving HTTP, and `zun-compute` agents run as real processes
 //! with the fake runtime. Everything is stopped and removed when the stack is dropped.
 
-// Shared by several test crates; each uses part of it.
-#![allow(dead_code)]
-
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-pub mod pod;
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{json, Value};
-use test_support::PrivateBroker;
+use test_support::wait::until_async;
+use test_support::{PrivateBroker, TempDir};
 use zun_api::conductor::Conductor;
 use zun_api::{AppState, Config};
 
-/// A compute agent process.
-pub struct Compute {
-    /// Host name.
-    pub host: String,
-    /// Its state directory.
-    pub state_dir: PathBuf,
-    config: PathBuf,
-    child: Option<Child>,
-}
-
-impl Compute {
-    /// Kills it with SIGKILL, as a crash would.
-    pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Its pid, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// Starts it again (after `kill9`).
-    pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "still running");
-        self.child = Some(spawn_compute(&self.config, &self.state_dir));
-    }
-
-    /// The fake runtime's journal: `create <uuid>` / `delete <uuid>` lines.
-    pub fn journal(&self) -> Vec<String> {
-        std::fs::read_to_string(self.state_dir.join("runtime/fake-runtime.journal"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// Capsules live in the fake runtime now.
-    pub fn live(&self) -> Vec<String> {
-        let t: HashMap<String, Value> =
-            std::fs::read(self.state_dir.join("runtime/fake-runtime.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
-        t.into_keys().collect()
-    }
-}
-
-impl Drop for Compute {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn spawn_compute(config: &PathBuf, state_dir: &std::path::Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(state_dir.join("agent.log"))
-        .expect("agent log");
-    Command::new(env!("CARGO_BIN_EXE_zun-compute"))
-        .arg("--config")
-        .arg(config)
-        .env(
-            "ZUN_LOG",
-            std::env::var("ZUN_TEST_AGENT_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start zun-compute")
-}
+use crate::Compute;
 
 /// The control plane.
 pub struct Stack {
@@ -106,7 +28,7 @@ pub struct Stack {
     conductor: Option<Conductor>,
     server: tokio::task::JoinHandle<()>,
     net_server: tokio::task::JoinHandle<()>,
-    dir: PathBuf,
+    dir: TempDir,
     http: reqwest::Client,
 }
 
@@ -114,7 +36,7 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.server.abort();
         self.net_server.abort();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // The directory goes with `self.dir`, after this.
     }
 }
 
@@ -123,7 +45,6 @@ pub const DEMO: (&str, &str, &str) = ("demo-user", "demo", "member,reader");
 /// An admin.
 pub const ADMIN: (&str, &str, &str) = ("admin-user", "admin", "admin,member,reader");
 /// A member of another project.
-#[allow(dead_code)]
 pub const ALT: (&str, &str, &str) = ("alt-user", "alt", "member,reader");
 
 impl Stack {
@@ -137,8 +58,7 @@ impl Stack {
         let broker = tokio::task::spawn_blocking(PrivateBroker::start)
             .await
             .expect("broker");
-        let dir = std::env::temp_dir().join(format!("zc-stack-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new("zc-stack");
         let toml = format!(
             "[auth]\nstrategy = \"noauth\"\n[database]\nurl = \"sqlite://{}/zun.db\"\n\
              [rpc]\nurl = \"{}\"\n[conductor]\nservice_down_seconds = {service_down_seconds}\n\
@@ -214,20 +134,14 @@ impl Stack {
             ),
         )
         .unwrap();
-        let c = Compute {
-            host: host.to_owned(),
-            child: Some(spawn_compute(&config, &state_dir)),
-            state_dir,
-            config,
-        };
+        let c = Compute::spawn(host, config, state_dir);
         self.wait_service(host, true, Duration::from_secs(30)).await;
         c
     }
 
     /// Waits until `host`'s compute service is up (or down).
     pub async fn wait_service(&self, host: &str, up: bool, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
+        until_async(within, Duration::from_millis(200), async || {
             let r = self
                 .call(ADMIN, reqwest::Method::GET, "/v1/services", None)
                 .await;
@@ -237,19 +151,18 @@ impl Stack {
                 .flatten()
                 .any(|s| s["host"] == host && s["state"] == "up");
             if is_up == up {
-                return;
+                Ok(())
+            } else {
+                Err(format!(
+                    "service {host} never went {}",
+                    if up { "up" } else { "down" }
+                ))
             }
-            assert!(
-                Instant::now() < deadline,
-                "service {host} never went {}",
-                if up { "up" } else { "down" }
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        })
+        .await
     }
 
     /// A call to the network (security-group) API.
-    #[allow(dead_code)]
     pub async fn net_call(
         &self,
         who: (&str, &str, &str),
@@ -341,32 +254,24 @@ impl Stack {
 
     /// Waits until the capsule's status is `want`; returns it.
     pub async fn wait_status(&self, uuid: &str, want: &str, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let c = self.show(uuid).await;
-            if let Some(c) = &c {
-                if c["status"] == want {
-                    return c.clone();
-                }
+        until_async(within, Duration::from_millis(100), async || {
+            match self.show(uuid).await {
+                Some(c) if c["status"] == want => Ok(c),
+                c => Err(format!("capsule {uuid} never reached {want}; last: {c:?}")),
             }
-            assert!(
-                Instant::now() < deadline,
-                "capsule {uuid} never reached {want}; last: {c:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await
     }
 
     /// Waits until the capsule is gone.
     pub async fn wait_gone(&self, uuid: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        while let Some(c) = self.show(uuid).await {
-            assert!(
-                Instant::now() < deadline,
-                "capsule {uuid} never went away: {c}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        until_async(within, Duration::from_millis(100), async || {
+            match self.show(uuid).await {
+                None => Ok(()),
+                Some(c) => Err(format!("capsule {uuid} never went away: {c}")),
+            }
+        })
+        .await
     }
 
     /// DELETE as demo (or admin with `force`).
@@ -420,34 +325,33 @@ impl Stack {
             .await
             .unwrap_or_else(|e| panic!("restart_api: build the new state: {e}"));
         let old = std::mem::replace(&mut self.state, state);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::sync::Arc::strong_count(&old.config) > 1 {
-            assert!(
-                Instant::now() < deadline,
-                "restart_api: 30 s after the restart the old API state is still held {} times \
-                 (requests of the old process still running, or a test holds a clone of \
-                 `stack.state`)",
-                std::sync::Arc::strong_count(&old.config) - 1
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        until_async(
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            async || match std::sync::Arc::strong_count(&old.config) - 1 {
+                0 => Ok(()),
+                held => Err(format!(
+                    "restart_api: 30 s after the restart the old API state is still held \
+                     {held} times (requests of the old process still running, or a test holds \
+                     a clone of `stack.state`)"
+                )),
+            },
+        )
+        .await;
         drop(old);
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let deadline = Instant::now() + Duration::from_secs(10);
         let mut listeners = Vec::new();
         for a in addrs {
-            let l = loop {
-                match tokio::net::TcpListener::bind(a).await {
-                    Ok(l) => break l,
-                    Err(e) => {
-                        assert!(
-                            Instant::now() < deadline,
-                            "restart_api: bind {a} again: {e}"
-                        );
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            };
+            let l = until_async(
+                Duration::from_secs(10),
+                Duration::from_millis(100),
+                async || {
+                    tokio::net::TcpListener::bind(a)
+                        .await
+                        .map_err(|e| format!("restart_api: bind {a} again: {e}"))
+                },
+            )
+            .await;
             listeners.push(l);
         }
         let net_listener = listeners.pop().expect("two listeners");
@@ -475,20 +379,4 @@ impl Stack {
             c.stop().await;
         }
     }
-}
-
-/// How often each capsule appears in `create` and `delete` journal lines.
-pub fn journal_counts(lines: &[String]) -> HashMap<String, (usize, usize)> {
-    let mut m: HashMap<String, (usize, usize)> = HashMap::new();
-    for l in lines {
-        if let Some((what, id)) = l.split_once(' ') {
-            let e = m.entry(id.to_owned()).or_default();
-            match what {
-                "create" => e.0 += 1,
-                "delete" => e.1 += 1,
-                _ => {}
-            }
-        }
-    }
-    m
 }

@@ -166,7 +166,7 @@ impl Podman {
         for i in 0..rounds + warmup {
             let name = format!("bench-pod-{i}");
             let t = Instant::now();
-            self.create_pod(&name, tempest::free_port());
+            self.create_pod(&name, test_support::free_port());
             let made = t.elapsed();
             let t = Instant::now();
             self.remove_pod(&name);
