@@ -4,8 +4,6 @@
 //! roles, and volumes placed on a compute host (an in-process bus and a fake agent answering
 //! as one), attached to a capsule and deleted.
 
-mod common;
-
 use std::time::Duration;
 
 use axum::body::Body;
@@ -13,11 +11,13 @@ use axum::http::{Method, Request, StatusCode};
 use capsule_types::rpc::{
     compute_queue, ComputeRequest, Envelope, Heartbeat, NodeResources, VolumeHostState,
 };
-use common::{Resp, TestApi, Who, ADMIN, ALT, DEMO};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
+use test_support::env;
 use tokio::sync::mpsc;
 use tower::ServiceExt;
+
+use crate::common::{Resp, TestApi, Who, ADMIN, ALT, DEMO};
 
 /// A volume id nobody has.
 const UNKNOWN: &str = "5a0b4d4c-1d0b-4d4e-8e59-3b6cfa1b1f2a";
@@ -751,12 +751,6 @@ async fn volumes_are_made_on_a_compute_host_attached_and_deleted() {
 }
 
 /// A variable of devstack's test environment; missing is a failure with a hint, not a skip.
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests with devstack/run-tests.sh, which starts Keystone and exports it")
-    })
-}
-
 /// A project-scoped Keystone token of `user` in `project`, and the project's id.
 async fn token(user: &str, password_var: &str, project: &str) -> (String, String) {
     let body = json!({"auth": {

@@ -1,9 +1,6 @@
 //! An in-process API over a fresh SQLite database, driven through the whole service stack
 //! (normalization, request ids, authentication, microversions, handlers).
 
-// Shared by several test crates; each uses part of it.
-#![allow(dead_code)]
-
 use std::path::PathBuf;
 
 use axum::body::Body;

@@ -4,30 +4,23 @@
 //! signed by rotated-out keys get 401 with an `invalid_token` challenge; rotated keys are
 //! picked up without a restart, and unknown key ids refetch the JWKS at most once per interval.
 
-mod common;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::{Method, StatusCode};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use common::{Resp, TestApi};
 use openidconnect::core::{
     CoreHmacKey, CoreJsonWebKey, CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey,
 };
 use openidconnect::{JsonWebKeyId, PrivateSigningKey};
 use rsa::pkcs1::{EncodeRsaPrivateKey, LineEnding};
 use serde_json::{json, Value};
+use test_support::env;
+
+use crate::common::{self, Resp, TestApi};
 
 /// Tests that take tokens share the provider's keys; the rotation test changes them, alone.
 static KEYS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
-
-/// A variable of devstack's test environment; missing is a failure with a hint, not a skip.
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests with devstack/run-tests.sh, which starts the OIDC provider and Keystone and exports it")
-    })
-}
 
 fn issuer() -> String {
     env("ZUN_TEST_OIDC_ISSUER")

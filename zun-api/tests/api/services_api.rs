@@ -2,15 +2,14 @@
 //! down, delete) and `/v1/hosts` (>= 1.4: list, paging, show), their policy and validation, and
 //! the fields python-zunclient prints from them.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::http::{Method, StatusCode};
 use capsule_types::rpc::{Heartbeat, NodeResources};
 use chrono::Utc;
-use common::{Resp, TestApi, Who, ADMIN, DEMO};
 use serde_json::{json, Value};
+
+use crate::common::{Resp, TestApi, Who, ADMIN, DEMO};
 
 /// Services are down after this long without a heartbeat.
 const CONFIG: &str = "[conductor]\nservice_down_seconds = 30\n";

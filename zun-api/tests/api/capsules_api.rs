@@ -1,12 +1,11 @@
 //! The capsule API end to end in-process: views per microversion, lookups, paging, tenancy,
 //! error shapes and status codes, against a real SQLite database.
 
-mod common;
-
 use axum::http::{Method, StatusCode};
 use capsule_types::views::{Capsule, CapsuleList};
-use common::{minimal, TestApi, ADMIN, ALT, DEMO};
 use serde_json::json;
+
+use crate::common::{self, minimal, TestApi, ADMIN, ALT, DEMO};
 
 #[tokio::test]
 async fn create_show_list_delete_at_current_version() {

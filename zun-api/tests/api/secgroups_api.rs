@@ -2,11 +2,10 @@
 //! identities): Neutron's shapes and errors, each project's default group, project scoping,
 //! bad input refused with nothing changed, and groups bound to capsules at create.
 
-mod common;
-
 use axum::http::{Method, StatusCode};
-use common::{minimal, TestApi, Who, ADMIN, ALT, DEMO};
 use serde_json::{json, Value};
+
+use crate::common::{self, minimal, TestApi, Who, ADMIN, ALT, DEMO};
 
 const READER: Who = Who {
     user: "reader-user",

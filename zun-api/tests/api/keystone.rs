@@ -2,21 +2,15 @@
 //! identity and policy; bad, revoked and missing tokens get keystonemiddleware's 401; an
 //! unreachable Keystone gets 503.
 
-mod common;
-
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use common::TestApi;
 use serde_json::{json, Value};
+use test_support::env;
 
-/// A variable of devstack's test environment; missing is a failure with a hint, not a skip.
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests with devstack/run-tests.sh, which starts Keystone and exports it")
-    })
-}
+use crate::common::{self, TestApi};
 
+/// Keystone's URL, from devstack's test environment.
 fn keystone_url() -> String {
     env("ZUN_TEST_KEYSTONE_URL")
 }

@@ -1,11 +1,10 @@
 //! Every malformed template of the shared corpus (`types/tests/fixtures/malformed.json`), sent
 //! over HTTP, gets a 400 whose message names the field, and creates nothing.
 
-mod common;
-
 use axum::http::{Method, StatusCode};
-use common::{TestApi, DEMO};
 use serde_json::Value;
+
+use crate::common::{self, TestApi, DEMO};
 
 #[tokio::test]
 async fn malformed_templates_get_400_naming_the_field_and_create_nothing() {
