@@ -5,8 +5,6 @@
 //! the namespace (images, leases, snapshots, content) and the namespace itself, even when the
 //! test failed.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 
 use containerd_client::services::v1::snapshots::{
@@ -20,6 +18,7 @@ use containerd_client::services::v1::{
 use containerd_client::tonic::transport::Channel;
 use containerd_client::tonic::Request;
 use containerd_client::with_namespace;
+use test_support::{env_or, mount_points};
 use zun_compute::image::{ImageConfig, ImageStore};
 
 /// The environment and one test's namespace and scratch directory.
@@ -34,13 +33,6 @@ pub struct Fixture {
     pub namespace: String,
     /// This test's scratch directory.
     pub dir: PathBuf,
-}
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_owned())
 }
 
 impl Fixture {
@@ -146,11 +138,8 @@ pub fn mounted(path: &Path) -> bool {
 
 /// Mount points at or under `dir`, deepest first.
 fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut v: Vec<PathBuf> = text
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(PathBuf::from)
+    let mut v: Vec<PathBuf> = mount_points()
+        .into_iter()
         .filter(|p| p.starts_with(dir))
         .collect();
     v.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
