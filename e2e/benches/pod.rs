@@ -24,7 +24,7 @@ use e2e::pod::PodHost;
 use e2e::{Stack, ADMIN};
 use podman::{netavark_bin, private_kib, rss_kib, Podman};
 use serde_json::json;
-use test_support::free_port;
+use test_support::{env_or, free_port};
 use zun_api::state::AppState;
 
 const ROUNDS: usize = 40;
@@ -214,7 +214,7 @@ async fn burst(stack: &Stack, host: &PodHost, prefix: &str, ports: &[u16]) -> Bu
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let registry = std::env::var("ZUN_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5100".into());
+    let registry = env_or("ZUN_TEST_REGISTRY", "127.0.0.1:5100");
     let stack = Stack::start_with(60).await;
     let host = PodHost::start(&stack, "bench").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -281,7 +281,7 @@ async fn main() {
         "2-container busybox capsule with a published port, image cached, one host; \
          {} ({netavark}), firewall driver {}:",
         version.unwrap_or_default(),
-        std::env::var("ZUN_TEST_NETAVARK_FW").unwrap_or_else(|_| "netavark's default".into())
+        env_or("ZUN_TEST_NETAVARK_FW", "netavark's default")
     );
     let f = &mut figures;
     let per = |b: &Burst| b.wall.as_secs_f64() * 1e3 / b.create.len() as f64;

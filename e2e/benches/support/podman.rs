@@ -28,7 +28,7 @@ pub fn rss_kib(pid: u32) -> u64 {
 
 /// The netavark binary both sides use.
 pub fn netavark_bin() -> String {
-    std::env::var("ZUN_TEST_NETAVARK").unwrap_or_else(|_| "/usr/lib/podman/netavark".into())
+    test_support::env_or("ZUN_TEST_NETAVARK", "/usr/lib/podman/netavark")
 }
 
 /// What podman measured.
