@@ -26,8 +26,8 @@ fi
 for bench in "$@"; do
     case $bench in
         api) cargo bench --locked -p zun-api --bench api ;;
-        rpc) cargo bench --locked -p zun-compute --bench rpc ;;
-        pod) cargo bench --locked -p zun-compute --bench pod ;;
+        rpc) cargo bench --locked -p e2e --bench rpc ;;
+        pod) cargo bench --locked -p e2e --bench pod ;;
         sg) cargo bench --locked -p tempest --bench secgroups ;;
         oidc) cargo bench --locked -p zun-api --bench oidc ;;
         *)
@@ -36,4 +36,4 @@ for bench in "$@"; do
             ;;
     esac
 done
-cargo run --locked --quiet -p tempest --bin bench-report
+cargo run --locked --quiet -p bench --bin bench-report

@@ -346,9 +346,6 @@ async fn migrations_are_idempotent(db: Database) {
     assert_eq!(db.applied_migrations().await.unwrap(), before);
 }
 
-#[allow(dead_code)]
-fn _assert_backend_is_used(_: Backend) {}
-
 #[tokio::test]
 async fn sqlite_file_is_created_on_connect() {
     with_db(Backend::Sqlite, |db| async move {

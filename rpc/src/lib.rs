@@ -12,7 +12,6 @@
 mod amqp;
 mod error;
 mod memory;
-pub mod testing;
 mod typed;
 
 use std::future::Future;

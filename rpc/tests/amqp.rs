@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rpc::testing::PrivateBroker;
 use rpc::{AmqpBus, Bus, Delivery, Disposition, Handler, QueueSpec, RpcError};
+use test_support::PrivateBroker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -41,7 +41,7 @@ fn until(t0: Instant, pred: impl Fn(&str) -> bool) -> Duration {
 
 fn report(what: &str, mut d: Vec<Duration>) {
     d.sort();
-    let pct = |p: f64| tempest::bench::percentile_ms(&d, p);
+    let pct = |p: f64| bench::percentile_ms(&d, p);
     println!(
         "{what:<42} n={:<3} p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms",
         d.len(),
@@ -143,7 +143,7 @@ async fn main() {
         del.push(until(t1, |t| !t.contains(&needle)));
     }
     println!("security groups: rule change -> host's nftables table ({ROUNDS} rounds, one host)");
-    let mut f = tempest::bench::Figures::new("sg");
+    let mut f = bench::Figures::new("sg");
     for (key, what, d) in [
         ("rule_create_api", "rule create: API answered", api_add),
         (

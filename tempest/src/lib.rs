@@ -2,23 +2,15 @@
 //! devstack creates, the real `zun` and `openstack` commands run as them, Keystone tokens, and
 //! guards that delete what a test created even when it fails.
 
-pub mod bench;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::{json, Value};
+use test_support::wait;
 
-/// A variable of devstack's test environment (`$STACK_DIR/etc/test-env`). Missing is a
-/// failure that says how to run the suite, never a skip.
-pub fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: the end-to-end tests need the running stack; run them with \
-             devstack/run-tests.sh (or source $STACK_DIR/etc/test-env after devstack/stack.sh)"
-        )
-    })
-}
+/// test-support's, here too because tempest's tests use them with the fixtures below: the
+/// devstack environment reader, free ports and the host-leftover checks.
+pub use test_support::{env, free_port, host_leftovers, volume_leftovers};
 
 /// A user devstack creates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,45 +154,33 @@ pub fn wait_capsule(
     within: std::time::Duration,
     pred: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = std::time::Instant::now() + within;
-    loop {
+    wait::until(within, std::time::Duration::from_millis(500), || {
         let r = openstack(user, &["capsule", "show", name, "-f", "json"]);
-        if r.code == Some(0) {
-            let c = r.json();
-            if pred(&c) {
-                return c;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "capsule {name} never {what}: {c}"
-            );
-        } else {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "capsule {name} not shown: {}",
-                r.stderr
-            );
+        if r.code != Some(0) {
+            return Err(format!("capsule {name} not shown: {}", r.stderr));
         }
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
+        let c = r.json();
+        if pred(&c) {
+            Ok(c)
+        } else {
+            Err(format!("capsule {name} never {what}: {c}"))
+        }
+    })
 }
 
 /// Waits until `openstack capsule show NAME` says it is gone (404) for `user`.
 pub fn wait_gone(user: User, name: &str, within: std::time::Duration) {
-    let deadline = std::time::Instant::now() + within;
-    loop {
+    wait::until(within, std::time::Duration::from_millis(250), || {
         let r = openstack(user, &["capsule", "show", name, "-f", "json"]);
         if r.code != Some(0) && r.stderr.contains("404") {
-            return;
+            Ok(())
+        } else {
+            Err(format!(
+                "capsule {name} still there: {} {}",
+                r.stdout, r.stderr
+            ))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "capsule {name} still there: {} {}",
-            r.stdout,
-            r.stderr
-        );
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
+    })
 }
 
 /// The repository's `examples/` directory.
@@ -269,136 +249,4 @@ impl Drop for CapsuleGuard {
         // Already deleted by the test is fine: the command then fails and we ignore it.
         let _ = zun(self.owner, &["capsule-delete", &self.name]);
     }
-}
-
-/// A TCP port free on this host now (the kernel's pick; free for UDP too, most likely).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("0.0.0.0:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
-}
-
-/// The mount points of every cgroup hierarchy on this host, v1 controllers and v2 alike
-/// (`/sys/fs/cgroup/<controller>` on a v1 or hybrid host, `/sys/fs/cgroup/unified` for the
-/// hybrid's v2 part, `/sys/fs/cgroup` itself on a v2 host), from `/proc/self/mountinfo`.
-pub fn cgroup_roots() -> Vec<PathBuf> {
-    let mountinfo =
-        std::fs::read_to_string("/proc/self/mountinfo").expect("read /proc/self/mountinfo");
-    let roots: Vec<PathBuf> = mountinfo
-        .lines()
-        .filter_map(|line| {
-            // `id parent maj:min root mount-point options... - fstype source super-options`
-            let (left, right) = line.split_once(" - ")?;
-            let fstype = right.split_whitespace().next()?;
-            let point = left.split_whitespace().nth(4)?;
-            matches!(fstype, "cgroup" | "cgroup2").then(|| PathBuf::from(point))
-        })
-        .collect();
-    assert!(
-        !roots.is_empty(),
-        "no cgroup hierarchy is mounted: cannot tell what a capsule left behind"
-    );
-    roots
-}
-
-/// Runs `tool` with `args` and returns its standard output; panics (failing the test, with
-/// the reason) if it is missing or fails, so that a tool that cannot run never reads as "the
-/// host is clean".
-fn required_output(tool: &str, args: &[&str]) -> String {
-    let out = Command::new(tool)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {tool} (devstack/stack.sh installs it): {e}"));
-    assert!(
-        out.status.success(),
-        "{tool} {args:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// What of capsule `uuid` is on this host, in words (empty: nothing): its network namespace
-/// in `netns_dir`, its cgroups in every hierarchy (cgroup v1 and v2), mounts naming it, and
-/// firewall rules naming it: the security-group table names its chains after the uuid with
-/// `_` for `-`, and netavark's iptables rules carry the container id (its nftables rules name
-/// only addresses and ports; the network tests check those). Panics if it cannot look (a
-/// tool missing), never reads that as clean.
-pub fn host_leftovers(uuid: &str, netns_dir: &Path) -> Vec<String> {
-    let mut left = Vec::new();
-    if netns_dir.join(format!("capsule-{uuid}")).exists() {
-        left.push(format!("netns capsule-{uuid}"));
-    }
-    for root in cgroup_roots() {
-        let p = root.join("capsule").join(uuid);
-        if p.exists() {
-            left.push(format!("cgroup {}", p.display()));
-        }
-    }
-    let mounts =
-        std::fs::read_to_string("/proc/self/mountinfo").expect("read /proc/self/mountinfo");
-    left.extend(
-        mounts
-            .lines()
-            .filter(|l| l.contains(uuid))
-            .map(|m| format!("mount {m}")),
-    );
-    let id = uuid.replace('-', "");
-    let chain = uuid.replace('-', "_");
-    for (tool, args) in [
-        ("iptables-save", &[][..]),
-        ("nft", &["list", "ruleset"][..]),
-    ] {
-        left.extend(
-            required_output(tool, args)
-                .lines()
-                .filter(|l| l.contains(&id) || l.contains(&chain))
-                .map(|l| format!("{tool}: {l}")),
-        );
-    }
-    left
-}
-
-/// Volume state on this host under `dir` (a compute host's volume directory) that does not
-/// belong to a volume in `keep`: files, mounts and loop devices, in words (empty: none).
-pub fn volume_leftovers(dir: &Path, keep: &[String]) -> Vec<String> {
-    let kept = |name: &str| keep.iter().any(|k| name.contains(k.as_str()));
-    let mut left = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name != "mnt" && !kept(&name) {
-            left.push(format!("file {}", e.path().display()));
-        }
-    }
-    for e in std::fs::read_dir(dir.join("mnt"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !kept(&name) {
-            left.push(format!("mount point {}", e.path().display()));
-        }
-    }
-    let prefix = dir.to_string_lossy().into_owned();
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    left.extend(
-        mounts
-            .lines()
-            .filter(|l| l.contains(&prefix) && !kept(l))
-            .map(|m| format!("mount {m}")),
-    );
-    let loops = std::process::Command::new("losetup")
-        .args(["--list", "--noheadings", "--output", "NAME,BACK-FILE"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    left.extend(
-        loops
-            .lines()
-            .filter(|l| l.contains(&prefix) && !kept(l))
-            .map(|l| format!("loop device {}", l.trim())),
-    );
-    left
 }

@@ -7,7 +7,7 @@
 //!
 //! Covered elsewhere, so not here: another project kept out of a capsule in a custom group, and
 //! the host kept out of a published port, by `secgroups.rs`; expired OpenID Connect tokens by
-//! `zun-api/tests/oidc.rs`.
+//! `zun-api/tests/api/oidc.rs`.
 
 mod tenancy_support;
 

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use bench::percentile_ms as pct;
 use serde_json::{json, Value};
-use tempest::bench::percentile_ms as pct;
+use test_support::{free_port, TempDir};
 
 const CAPSULES: usize = 1000;
 const CONCURRENCY: usize = 32;
@@ -25,27 +26,20 @@ fn env(name: &str) -> Result<String> {
 
 struct Server {
     child: Child,
-    dir: std::path::PathBuf,
+    /// Removed after the server is killed (fields drop after `drop`).
+    _dir: TempDir,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 fn start_server(keystone: &str, service_password: &str) -> Result<(Server, String)> {
-    let dir = std::env::temp_dir().join(format!("zun-bench-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir)?;
-    let port = free_port()?;
+    let dir = TempDir::new("zun-bench");
+    let port = free_port();
     let conf = dir.join("zun-api.toml");
     std::fs::write(
         &conf,
@@ -69,7 +63,10 @@ fn start_server(keystone: &str, service_password: &str) -> Result<(Server, Strin
         .env("ZUN_LOG", "warn")
         .stderr(log)
         .spawn()?;
-    Ok((Server { child, dir }, format!("http://127.0.0.1:{port}")))
+    Ok((
+        Server { child, _dir: dir },
+        format!("http://127.0.0.1:{port}"),
+    ))
 }
 
 async fn token(keystone: &str, user: &str, password: &str, project: &str) -> Result<String> {
@@ -230,7 +227,7 @@ async fn main() -> Result<()> {
     }
     println!("target: GET /v1/capsules with 1,000 capsules >= 5,000 requests/s on 2 cores");
 
-    let mut f = tempest::bench::Figures::new("api");
+    let mut f = bench::Figures::new("api");
     f.latency("post_create", "POST /v1/capsules, API alone", &create);
     for (key, what, l) in [
         (

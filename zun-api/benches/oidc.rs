@@ -61,7 +61,7 @@ fn config(cache_seconds: u64) -> Result<OidcConfig> {
 
 /// The `p` quantile of `sorted`, in microseconds.
 fn pct(sorted: &[Duration], p: f64) -> f64 {
-    tempest::bench::percentile_ms(sorted, p) * 1e3
+    bench::percentile_ms(sorted, p) * 1e3
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -72,7 +72,7 @@ async fn main() -> Result<()> {
         ("ES256", token(&http, "ZUN_TEST_OIDC_ES_").await?),
     ];
     println!("OIDC bearer-token validation ({ROUNDS} rounds each, one process):");
-    let mut f = tempest::bench::Figures::new("oidc");
+    let mut f = bench::Figures::new("oidc");
     for (label, cache) in [("uncached", 0), ("cached", 300)] {
         let oidc = OidcAuth::new(config(cache)?)?;
         for (alg, t) in &tokens {

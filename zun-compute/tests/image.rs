@@ -3,17 +3,17 @@
 //! ensures. Each test works in a containerd namespace of its own and removes it at the end.
 //! Needs root (mounts) and `devstack/stack.sh` run on this host.
 
-mod common_image;
+mod image_support;
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-use common_image::{content, mounted, remove_snapshot, snapshots, Fixture};
 use containerd_client::services::v1::{
     content_client::ContentClient, leases_client::LeasesClient, InfoRequest, ListRequest,
 };
 use containerd_client::tonic::Request;
 use containerd_client::with_namespace;
+use image_support::{content, mounted, remove_snapshot, snapshots, Fixture};
 use zun_compute::image::{ImageError, ImageStore, PullPolicy};
 
 const BUSYBOX: &str = "docker.io/library/busybox:latest";

@@ -13,6 +13,7 @@ use capsule_types::rpc::{
 use capsule_types::template::{CapsuleTemplate, ContainerSpec};
 use capsule_types::CapsuleStatus;
 use rpc::{Bus, Delivery, Disposition, MemoryBus, QueueSpec, TypedHandler};
+use test_support::TempDir;
 use zun_compute::manager::Manager;
 use zun_compute::reporter::Reporter;
 use zun_compute::runtime::fake::FakeRuntime;
@@ -22,17 +23,11 @@ use zun_compute::store::{Record, Store};
 struct Harness {
     manager: Manager,
     events: Arc<Mutex<Vec<ConductorEvent>>>,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    dir: TempDir,
 }
 
 fn harness() -> Harness {
-    let dir = std::env::temp_dir().join(format!("zc-mgr-{}", uuid::Uuid::new_v4()));
+    let dir = TempDir::new("zc-mgr");
     let bus = Bus::Memory(MemoryBus::new());
     let events = Arc::new(Mutex::new(Vec::new()));
     let ev = events.clone();

@@ -12,33 +12,15 @@ use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
+use test_support::run;
 use tokio::io::AsyncBufReadExt;
 use uuid::Uuid;
 use zun_compute::volume::{LoopVolumes, VolumeConfig, VolumeDriver, VolumeError};
 
 const MIB: u64 = 1 << 20;
 const PREFIX: &str = "capsule-voltest-";
-
-/// Runs `cmd args`; returns stdout, or `Err` with the command and its stderr.
-fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .output()
-        .map_err(|e| format!("{cmd} {args:?}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{cmd} {args:?}: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
 
 /// A mount of this process's namespace: (mount point, per-mount options, fstype). Paths under
 /// the tests' directories have no characters the kernel escapes.

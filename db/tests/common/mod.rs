@@ -30,12 +30,7 @@ pub enum Backend {
 /// The PostgreSQL test URL, from devstack's test environment. Missing is a failure, not a skip:
 /// the README's test command starts PostgreSQL and exports it.
 pub fn postgres_url() -> String {
-    std::env::var("ZUN_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "ZUN_TEST_POSTGRES_URL is not set: run the tests with devstack/run-tests.sh \
-             (it starts PostgreSQL), or source $STACK_DIR/etc/test-env"
-        )
-    })
+    test_support::env("ZUN_TEST_POSTGRES_URL")
 }
 
 /// Runs `body` against a fresh, migrated database of `backend`, then removes it, even when
@@ -47,13 +42,12 @@ where
 {
     match backend {
         Backend::Sqlite => {
-            let dir = std::env::temp_dir().join(format!("zun-db-test-{}", uuid::Uuid::new_v4()));
-            std::fs::create_dir_all(&dir).expect("temp dir");
+            let dir = test_support::TempDir::new("zun-db-test");
             let url = format!("sqlite://{}/zun.db", dir.display());
             let db = Database::connect(&url).await.expect("connect sqlite");
             db.migrate().await.expect("migrate sqlite");
             let res = tokio::spawn(body(db)).await;
-            let _ = std::fs::remove_dir_all(&dir);
+            drop(dir);
             if let Err(e) = res {
                 std::panic::resume_unwind(e.into_panic());
             }

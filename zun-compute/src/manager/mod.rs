@@ -125,7 +125,9 @@ impl Manager {
                 ))
             }
             // The contract is ahead of this agent: its container operations come next.
-            ComputeRequest::ContainerAction { capsule, action, .. } => {
+            ComputeRequest::ContainerAction {
+                capsule, action, ..
+            } => {
                 tracing::warn!(%capsule, action = action.zun_name(), "container actions are not supported by this agent yet");
             }
             ComputeRequest::ContainerCall { call, .. } => {

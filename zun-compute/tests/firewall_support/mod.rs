@@ -7,7 +7,6 @@ use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -15,6 +14,7 @@ use std::time::Duration;
 
 use capsule_types::secgroup::{Cidr, Direction, Ethertype, FirewallRule, HostFirewall};
 use nix::sched::{setns, CloneFlags};
+use test_support::run;
 use uuid::Uuid;
 use zun_compute::firewall::{CapsuleNet, FirewallConfig, NftFirewall};
 
@@ -24,23 +24,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 pub const TABLE: &str = "capsule_sg";
 
 pub static NEXT_WORLD: AtomicU32 = AtomicU32::new(0);
-
-/// Runs `cmd args`; returns stdout, or `Err` with the command and its stderr.
-pub fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{cmd} {args:?}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{cmd} {args:?}: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
 
 /// Runs `ip args`, panicking on failure (setup).
 pub fn ip(args: &[&str]) {

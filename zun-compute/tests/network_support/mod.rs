@@ -10,14 +10,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// test-support's, for `network.rs` too.
+pub use test_support::run;
 use uuid::Uuid;
 use zun_compute::network::{Attachment, Network, NetworkConfig, PortMapping, Protocol};
 
 /// The netavark binary: `ZUN_TEST_NETAVARK`, else Debian's.
 pub fn netavark() -> PathBuf {
-    let p = std::env::var_os("ZUN_TEST_NETAVARK")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/lib/podman/netavark"));
+    let p = PathBuf::from(test_support::env_or(
+        "ZUN_TEST_NETAVARK",
+        "/usr/lib/podman/netavark",
+    ));
     assert!(
         p.exists(),
         "netavark not found at {} (set ZUN_TEST_NETAVARK, or run devstack/stack.sh)",
@@ -32,23 +35,6 @@ pub fn netavark() -> PathBuf {
 /// them. Address leases are per network name inside it, so tests stay apart.
 pub fn shared_config_dir() -> PathBuf {
     std::env::temp_dir().join("zun-network-tests")
-}
-
-/// Runs `cmd args`, returns stdout; `Err` with stderr on failure.
-pub fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{cmd}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{cmd} {args:?}: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
 }
 
 /// Host port `host_port` (TCP, every address) published to the capsule's `container_port`.

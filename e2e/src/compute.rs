@@ -1,0 +1,110 @@
+//! A compute agent run as a real process for one test: its config and state directory under
+//! the stack's, its log in `agent.log` there; killed when dropped. With the fake runtime, its
+//! journal and live table say what it built and removed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+/// A compute agent process.
+pub struct Compute {
+    /// Host name.
+    pub host: String,
+    /// Its state directory.
+    pub state_dir: PathBuf,
+    config: PathBuf,
+    child: Option<Child>,
+}
+
+impl Compute {
+    /// Starts `zun-compute --config <config>` for `host`, logging to `agent.log` in `state_dir`.
+    pub(crate) fn spawn(host: &str, config: PathBuf, state_dir: PathBuf) -> Self {
+        Self {
+            host: host.to_owned(),
+            child: Some(spawn_compute(&config, &state_dir)),
+            state_dir,
+            config,
+        }
+    }
+
+    /// Kills it with SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Its pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Starts it again (after `kill9`).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        self.child = Some(spawn_compute(&self.config, &self.state_dir));
+    }
+
+    /// The fake runtime's journal: `create <uuid>` / `delete <uuid>` lines.
+    pub fn journal(&self) -> Vec<String> {
+        std::fs::read_to_string(self.state_dir.join("runtime/fake-runtime.journal"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Capsules live in the fake runtime now.
+    pub fn live(&self) -> Vec<String> {
+        let t: HashMap<String, Value> =
+            std::fs::read(self.state_dir.join("runtime/fake-runtime.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+        t.into_keys().collect()
+    }
+}
+
+impl Drop for Compute {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn spawn_compute(config: &Path, state_dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state_dir.join("agent.log"))
+        .expect("agent log");
+    Command::new(crate::bins::zun_compute())
+        .arg("--config")
+        .arg(config)
+        .env(
+            "ZUN_LOG",
+            test_support::env_or("ZUN_TEST_AGENT_LOG", "info"),
+        )
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start zun-compute")
+}
+
+/// How often each capsule appears in `create` and `delete` journal lines.
+pub fn journal_counts(lines: &[String]) -> HashMap<String, (usize, usize)> {
+    let mut m: HashMap<String, (usize, usize)> = HashMap::new();
+    for l in lines {
+        if let Some((what, id)) = l.split_once(' ') {
+            let e = m.entry(id.to_owned()).or_default();
+            match what {
+                "create" => e.0 += 1,
+                "delete" => e.1 += 1,
+                _ => {}
+            }
+        }
+    }
+    m
+}

@@ -1,0 +1,17 @@
+//! zun-api's integration tests, in one binary with a module per area, so that every helper of
+//! the shared harness (`common`: an in-process API over a fresh SQLite database) is used and
+//! the crate is linked once: capsules, services and hosts, volumes (Cinder-like API), security
+//! groups (Neutron-like API), volume metadata changed at once on SQLite and PostgreSQL,
+//! malformed requests, and authentication with the Keystone and the
+//! OpenID Connect provider devstack runs.
+
+mod common;
+
+mod capsules_api;
+mod keystone;
+mod malformed_api;
+mod oidc;
+mod secgroups_api;
+mod services_api;
+mod volume_metadata;
+mod volumes_api;
