@@ -10,6 +10,7 @@
 
 pub mod agent;
 pub mod chain;
+pub mod cli;
 pub mod config;
 pub mod firewall;
 pub mod host;
