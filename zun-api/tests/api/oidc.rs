@@ -408,10 +408,88 @@ fn config_discovering_at(url: &str) -> String {
 #[tokio::test]
 async fn an_explicit_discovery_url_is_followed() {
     let _keys = KEYS.read().await;
-    let url = format!("{}/.well-known/openid-configuration", issuer());
-    let api = TestApi::new(&config_discovering_at(&url)).await;
     let tok = token("ZUN_TEST_OIDC_ES_", &audience()).await;
+    // The provider's own document, served at a path the default would never ask: tokens verify.
+    let real = discovery().await;
+    let served = DocServer::start(vec![("/elsewhere/discovery", real.clone())]).await;
+    let api = TestApi::new(&config_discovering_at(&served.url("/elsewhere/discovery"))).await;
     assert_eq!(list(&api, &tok).await.status, StatusCode::OK);
+    assert!(
+        served.hits("/elsewhere/discovery") >= 1,
+        "the configured URL was never asked"
+    );
+    // The same document naming a JWKS without the provider's keys: the same token is refused.
+    // Were the setting ignored, the default URL (the real provider) would verify it.
+    let mut keyless = real;
+    let other = DocServer::start(vec![("/jwks", json!({"keys": []}))]).await;
+    keyless["jwks_uri"] = Value::String(other.url("/jwks"));
+    let served = DocServer::start(vec![("/keyless/discovery", keyless)]).await;
+    let api = TestApi::new(&config_discovering_at(&served.url("/keyless/discovery"))).await;
+    assert_invalid_token(&list(&api, &tok).await, "unknown signing key");
+    assert!(
+        served.hits("/keyless/discovery") >= 1,
+        "the configured URL was never asked"
+    );
+    assert!(
+        other.hits("/jwks") >= 1,
+        "the configured document's JWKS was never asked"
+    );
+}
+
+/// A tiny HTTP server on loopback answering GETs of fixed paths with fixed JSON, counting hits.
+struct DocServer {
+    addr: std::net::SocketAddr,
+    hits: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DocServer {
+    async fn start(docs: Vec<(&str, Value)>) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let docs: std::collections::HashMap<String, String> = docs
+            .into_iter()
+            .map(|(p, v)| (p.to_owned(), v.to_string()))
+            .collect();
+        let hits = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let counted = hits.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 8192];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                *counted.lock().unwrap().entry(path.clone()).or_insert(0) += 1;
+                let resp = match docs.get(&path) {
+                    Some(body) => format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    ),
+                    None => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\
+                             connection: close\r\n\r\n"
+                        .to_owned(),
+                };
+                let _ = conn.write_all(resp.as_bytes()).await;
+            }
+        });
+        Self { addr, hits, task }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for DocServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 #[tokio::test]
