@@ -1,7 +1,8 @@
 //! What each compute host enforces, computed from the database: the security groups of the
 //! capsules placed on it, their rules, and the addresses of every remote group's members. The
 //! epoch counter orders the documents: every change that can alter one bumps it afterwards,
-//! and a document carries the epoch read before its state was.
+//! and a document carries the epoch read before its state was, with the database's
+//! incarnation (another database's counter is another sequence).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -14,9 +15,18 @@ use uuid::Uuid;
 use crate::entity::{capsule, capsule_security_group, firewall_epoch, security_group_rule};
 use crate::{Database, DbError};
 
+/// Where the security-group documents of this database stand: its incarnation and epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FirewallVersion {
+    /// The database's incarnation.
+    pub incarnation: String,
+    /// The epoch.
+    pub epoch: u64,
+}
+
 impl Database {
-    /// Bumps the security-group epoch after a change and returns the new value.
-    pub async fn bump_firewall_epoch(&self) -> Result<u64, DbError> {
+    /// Bumps the security-group epoch after a change and returns the new version.
+    pub async fn bump_firewall_epoch(&self) -> Result<FirewallVersion, DbError> {
         firewall_epoch::Entity::update_many()
             .col_expr(
                 firewall_epoch::Column::Epoch,
@@ -26,16 +36,45 @@ impl Database {
             .exec(&self.conn)
             .await
             .map_err(DbError::query("bumping the security-group epoch"))?;
-        self.firewall_epoch().await
+        self.firewall_version().await
     }
 
     /// The security-group epoch now.
     pub async fn firewall_epoch(&self) -> Result<u64, DbError> {
+        Ok(self.firewall_version().await?.epoch)
+    }
+
+    /// The security-group incarnation and epoch now.
+    pub async fn firewall_version(&self) -> Result<FirewallVersion, DbError> {
         let row = firewall_epoch::Entity::find_by_id(1)
             .one(&self.conn)
             .await
             .map_err(DbError::query("reading the security-group epoch"))?;
-        Ok(row.map_or(0, |r| u64::try_from(r.epoch).unwrap_or(0)))
+        Ok(row.map_or_else(
+            || FirewallVersion {
+                incarnation: String::new(),
+                epoch: 0,
+            },
+            |r| FirewallVersion {
+                incarnation: r.incarnation,
+                epoch: u64::try_from(r.epoch).unwrap_or(0),
+            },
+        ))
+    }
+
+    /// Moves the epoch up to `at_least` if it is below (a host has seen a higher epoch of this
+    /// incarnation: the database went back in time, e.g. restored from a backup). Returns
+    /// whether it moved.
+    pub async fn advance_firewall_epoch(&self, at_least: u64) -> Result<bool, DbError> {
+        let at_least = i64::try_from(at_least).unwrap_or(i64::MAX);
+        let res = firewall_epoch::Entity::update_many()
+            .col_expr(firewall_epoch::Column::Epoch, Expr::value(at_least))
+            .filter(firewall_epoch::Column::Id.eq(1))
+            .filter(firewall_epoch::Column::Epoch.lt(at_least))
+            .exec(&self.conn)
+            .await
+            .map_err(DbError::query("advancing the security-group epoch"))?;
+        Ok(res.rows_affected == 1)
     }
 
     /// The hosts running capsules of `project` (any state).
@@ -55,8 +94,12 @@ impl Database {
         Ok(hosts.into_iter().flatten().collect())
     }
 
-    /// The firewall of `host` as of now, labelled `epoch` (read before this is called).
-    pub async fn host_firewall(&self, host: &str, epoch: u64) -> Result<HostFirewall, DbError> {
+    /// The firewall of `host` as of now, labelled `version` (read before this is called).
+    pub async fn host_firewall(
+        &self,
+        host: &str,
+        version: &FirewallVersion,
+    ) -> Result<HostFirewall, DbError> {
         let ctx = || format!("computing the firewall of host {host}");
         let capsules: Vec<(i32, String)> = capsule::Entity::find()
             .select_only()
@@ -68,7 +111,8 @@ impl Database {
             .await
             .map_err(DbError::query(ctx()))?;
         let mut doc = HostFirewall {
-            epoch,
+            epoch: version.epoch,
+            incarnation: version.incarnation.clone(),
             ..HostFirewall::default()
         };
         if capsules.is_empty() {

@@ -416,10 +416,17 @@ async fn a_hosts_firewall_has_its_capsules_groups_and_member_addresses(db: Datab
     assert_eq!(hosts, ["h1", "h2"]);
     let e1 = db.bump_firewall_epoch().await.unwrap();
     let e2 = db.bump_firewall_epoch().await.unwrap();
-    assert!(e2 > e1 && db.firewall_epoch().await.unwrap() == e2);
+    assert!(e2.epoch > e1.epoch && db.firewall_epoch().await.unwrap() == e2.epoch);
+    // One incarnation per database, made by its migration, kept by every bump.
+    assert!(!e1.incarnation.is_empty());
+    assert_eq!(e1.incarnation, e2.incarnation);
+    // Moved up past a host's epoch (the database went back), never down.
+    assert!(db.advance_firewall_epoch(e2.epoch + 10).await.unwrap());
+    assert!(!db.advance_firewall_epoch(e2.epoch).await.unwrap());
+    assert_eq!(db.firewall_epoch().await.unwrap(), e2.epoch + 10);
 
-    let fw = db.host_firewall("h1", e2).await.unwrap();
-    assert_eq!(fw.epoch, e2);
+    let fw = db.host_firewall("h1", &e2).await.unwrap();
+    assert_eq!((fw.epoch, &fw.incarnation), (e2.epoch, &e2.incarnation));
     let u1: uuid::Uuid = c1.uuid.parse().unwrap();
     let u3: uuid::Uuid = c3.uuid.parse().unwrap();
     assert_eq!(fw.capsules.len(), 2, "only h1's capsules: {fw:?}");
@@ -454,7 +461,7 @@ async fn a_hosts_firewall_has_its_capsules_groups_and_member_addresses(db: Datab
     );
     assert_eq!(web_in[0].remote, Some(vec![host("0.0.0.0/0")]));
     assert!(db
-        .host_firewall("nowhere", 1)
+        .host_firewall("nowhere", &e1)
         .await
         .unwrap()
         .capsules

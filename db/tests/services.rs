@@ -47,6 +47,7 @@ fn heartbeat(host: &str, mem: u64, cpus: f64) -> Heartbeat {
         capsules: vec![],
         seq: 0,
         firewall_epoch: None,
+        firewall_incarnation: None,
         stream_address: None,
     }
 }

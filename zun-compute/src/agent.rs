@@ -158,6 +158,7 @@ impl Agent {
             capsules,
             seq,
             firewall_epoch: self.manager.firewall_epoch(),
+            firewall_incarnation: self.manager.firewall_incarnation(),
             stream_address: None,
         };
         if let Err(e) = self.manager.reporter().heartbeat(hb).await {

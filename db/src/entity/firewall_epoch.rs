@@ -11,6 +11,9 @@ pub struct Model {
     pub id: i32,
     /// Bumped after every change that can change what a compute host enforces.
     pub epoch: i64,
+    /// The id of the database the counter lives in (made by the migration that added it): a
+    /// counter of another incarnation is another sequence, not an older one.
+    pub incarnation: String,
 }
 
 /// No relations.

@@ -437,6 +437,10 @@ pub struct Heartbeat {
     /// until it got one. The conductor sends a newer one when this is behind.
     #[serde(default)]
     pub firewall_epoch: Option<u64>,
+    /// The incarnation of that firewall's epoch (see `HostFirewall::incarnation`); `None` with
+    /// `firewall_epoch`.
+    #[serde(default)]
+    pub firewall_incarnation: Option<String>,
     /// Where the host's stream listener (interactive exec) accepts connections, `host:port`;
     /// `None` if it has none. The API connects only to the address a host's heartbeat named.
     #[serde(default)]

@@ -15,6 +15,11 @@ pub struct HostFirewall {
     /// Orders documents: the API's security-group epoch when it began computing this one. A
     /// host applies a document whose epoch is not lower than the last one it applied.
     pub epoch: u64,
+    /// The incarnation of the database `epoch` counts in: a document of another incarnation
+    /// is of another sequence (the API's database was switched), and is applied whatever its
+    /// epoch. Empty in documents of APIs that predate it.
+    #[serde(default)]
+    pub incarnation: String,
     /// The host's capsules and the ids of their groups. A capsule of the host missing here
     /// takes no new connections at all until a document names it.
     pub capsules: BTreeMap<Uuid, Vec<String>>,

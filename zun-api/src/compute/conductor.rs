@@ -149,7 +149,12 @@ fn orphan(
 async fn heartbeat(state: &AppState, hb: &Heartbeat) -> Result<Vec<uuid::Uuid>, db::DbError> {
     state.db.record_heartbeat(hb).await?;
     if let Some(fw) = &state.firewall {
-        fw.heartbeat(&hb.host, hb.firewall_epoch).await?;
+        fw.heartbeat(
+            &hb.host,
+            hb.firewall_incarnation.as_deref(),
+            hb.firewall_epoch,
+        )
+        .await?;
     }
     let placed = state.db.capsules_on_host(&hb.host).await?;
     let on_host: HashSet<String> = hb.capsules.iter().map(|u| u.to_string()).collect();

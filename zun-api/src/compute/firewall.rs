@@ -66,10 +66,33 @@ impl FirewallSync {
         }
     }
 
-    /// A host reported the epoch of its firewall: if it is behind the database's, mark it.
-    pub async fn heartbeat(&self, host: &str, epoch: Option<u64>) -> Result<(), db::DbError> {
-        let current = self.inner.db.firewall_epoch().await?;
-        if epoch.is_none_or(|e| e < current) {
+    /// A host reported the version of its firewall: if it is of another incarnation or
+    /// behind the database's, mark it. If it is ahead in this incarnation, the database went
+    /// back in time (restored from a backup): move the epoch past it first, so the documents
+    /// that follow are newer than what the host has.
+    pub async fn heartbeat(
+        &self,
+        host: &str,
+        incarnation: Option<&str>,
+        epoch: Option<u64>,
+    ) -> Result<(), db::DbError> {
+        let current = self.inner.db.firewall_version().await?;
+        let (Some(incarnation), Some(epoch)) = (incarnation, epoch) else {
+            // Nothing received since the host started (or an agent that predates incarnations).
+            self.hosts_changed([host.to_owned()]);
+            return Ok(());
+        };
+        if incarnation != current.incarnation || epoch < current.epoch {
+            self.hosts_changed([host.to_owned()]);
+        } else if epoch > current.epoch {
+            if self.inner.db.advance_firewall_epoch(epoch).await? {
+                tracing::warn!(
+                    %host,
+                    host_epoch = epoch,
+                    database_epoch = current.epoch,
+                    "the security-group epoch went back (database restored?): moved past the host's"
+                );
+            }
             self.hosts_changed([host.to_owned()]);
         }
         Ok(())
@@ -109,9 +132,10 @@ async fn run(inner: Weak<Inner>, wake: Arc<Notify>) {
 /// Bumps the epoch (every change marked so far committed before it) and sends each host its
 /// firewall as of after the bump.
 async fn send(inner: &Inner, hosts: &BTreeSet<String>) -> Result<(), db::DbError> {
-    let epoch = inner.db.bump_firewall_epoch().await?;
+    let version = inner.db.bump_firewall_epoch().await?;
+    let epoch = version.epoch;
     for host in hosts {
-        let doc = inner.db.host_firewall(host, epoch).await?;
+        let doc = inner.db.host_firewall(host, &version).await?;
         let capsules = doc.capsules.len();
         match inner.compute.set_firewall(host, doc).await {
             Ok(()) => tracing::debug!(%host, epoch, capsules, "firewall sent"),

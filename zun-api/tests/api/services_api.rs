@@ -31,6 +31,7 @@ fn heartbeat(host: &str, az: &str, mem: u64, cpus: f64) -> Heartbeat {
         capsules: vec![],
         seq: 0,
         firewall_epoch: None,
+        firewall_incarnation: None,
         stream_address: None,
     }
 }

@@ -56,8 +56,9 @@ pub struct SecurityGroups {
 #[derive(Debug, Default)]
 struct State {
     doc: HostFirewall,
-    /// Epoch of the newest document received since start.
-    received: Option<u64>,
+    /// Incarnation and epoch of the newest document received since start (the newest of the
+    /// incarnation received last).
+    received: Option<(String, u64)>,
 }
 
 /// While it lives, a capsule gets no rules (see [`SecurityGroups::leaving`]).
@@ -111,17 +112,31 @@ impl SecurityGroups {
     }
 
     /// Takes `doc` if it is not older than the current one: saves it and returns it to apply.
-    /// `None` if it is older (a newer one was taken already).
+    /// `None` if it is older (a newer one was taken already). A document of another
+    /// incarnation than the current one is of another sequence (the API's database was
+    /// switched): it is taken whatever its epoch.
     pub fn offer(&self, doc: HostFirewall) -> Result<Option<HostFirewall>, SecurityGroupsError> {
         let mut s = self.lock();
-        s.received = Some(s.received.map_or(doc.epoch, |e| e.max(doc.epoch)));
-        if doc.epoch < s.doc.epoch {
+        s.received = match s.received.take() {
+            Some((inc, e)) if inc == doc.incarnation => Some((inc, e.max(doc.epoch))),
+            _ => Some((doc.incarnation.clone(), doc.epoch)),
+        };
+        let same_sequence = doc.incarnation == s.doc.incarnation;
+        if same_sequence && doc.epoch < s.doc.epoch {
             tracing::debug!(
                 epoch = doc.epoch,
                 current = s.doc.epoch,
                 "older firewall ignored"
             );
             return Ok(None);
+        }
+        if !same_sequence {
+            tracing::info!(
+                incarnation = %doc.incarnation,
+                previous = %s.doc.incarnation,
+                epoch = doc.epoch,
+                "firewall of another database incarnation: taken whatever its epoch"
+            );
         }
         let bytes = serde_json::to_vec(&doc).map_err(SecurityGroupsError::Encode)?;
         let tmp = self.path.with_extension("tmp");
@@ -156,7 +171,12 @@ impl SecurityGroups {
 
     /// The newest epoch the API sent since start.
     pub fn received_epoch(&self) -> Option<u64> {
-        self.lock().received
+        self.lock().received.as_ref().map(|(_, e)| *e)
+    }
+
+    /// The incarnation of that epoch.
+    pub fn received_incarnation(&self) -> Option<String> {
+        self.lock().received.as_ref().map(|(i, _)| i.clone())
     }
 
     /// Applies the document in force for the capsules that hold an address now, but those
@@ -235,6 +255,35 @@ mod tests {
             None,
             "nothing received since this start"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn another_incarnation_is_taken_whatever_its_epoch() {
+        let dir = tmp();
+        let sg = SecurityGroups::new(Arc::new(NoFirewall), &dir.join("firewall.json"), None);
+        let of = |incarnation: &str, epoch: u64| HostFirewall {
+            incarnation: incarnation.into(),
+            ..doc(epoch)
+        };
+        assert!(sg.offer(of("db-a", 555)).unwrap().is_some());
+        assert!(
+            sg.offer(of("db-a", 22)).unwrap().is_none(),
+            "older, same database"
+        );
+        assert_eq!(
+            sg.offer(of("db-b", 22)).unwrap(),
+            Some(of("db-b", 22)),
+            "another database: its own sequence"
+        );
+        assert_eq!(sg.current().incarnation, "db-b");
+        assert_eq!(
+            sg.received_epoch(),
+            Some(22),
+            "the epoch of the incarnation now in force"
+        );
+        assert_eq!(sg.received_incarnation().as_deref(), Some("db-b"));
+        assert!(sg.offer(of("db-b", 21)).unwrap().is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

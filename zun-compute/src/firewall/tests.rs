@@ -87,6 +87,7 @@ fn neutron_default(members: &[&str]) -> Vec<FirewallRule> {
 fn doc(capsules: &[(Uuid, &[&str])], groups: &[(&str, Vec<FirewallRule>)]) -> HostFirewall {
     HostFirewall {
         epoch: 7,
+        incarnation: "test".into(),
         capsules: capsules
             .iter()
             .map(|(id, g)| (*id, g.iter().map(|s| s.to_string()).collect()))

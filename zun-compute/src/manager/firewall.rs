@@ -27,6 +27,11 @@ impl Manager {
         }
     }
 
+    /// The incarnation of that epoch (for heartbeats).
+    pub fn firewall_incarnation(&self) -> Option<String> {
+        self.firewall.received_incarnation()
+    }
+
     /// The epoch of the newest firewall the API sent since start (for heartbeats).
     pub fn firewall_epoch(&self) -> Option<u64> {
         self.firewall.received_epoch()

@@ -458,6 +458,7 @@ pub fn neutron_default(members: &[Cidr]) -> Vec<FirewallRule> {
 pub fn doc(capsules: &[(Uuid, &[&str])], groups: Vec<(&str, Vec<FirewallRule>)>) -> HostFirewall {
     HostFirewall {
         epoch: 1,
+        incarnation: "test".into(),
         capsules: capsules
             .iter()
             .map(|(id, g)| (*id, g.iter().map(|s| s.to_string()).collect()))
