@@ -1,12 +1,14 @@
 //! A compute agent run as a real process for one test: its config and state directory under
-//! the stack's, its log in `agent.log` there; killed when dropped. With the fake runtime, its
-//! journal and live table say what it built and removed.
+//! the stack's, its log in `agent.log` there; killed when dropped. Its store says what it was
+//! asked to run and how far it got; with the fake runtime, its journal and live table say what
+//! it built and removed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
+use zun_compute::store::{Record, Store};
 
 /// A compute agent process.
 pub struct Compute {
@@ -55,6 +57,37 @@ impl Compute {
             .lines()
             .map(str::to_owned)
             .collect()
+    }
+
+    /// What the agent remembers of each capsule (its store in the state directory): the spec,
+    /// the last state, whether the create finished (`settled`) and whether that state is still
+    /// to be reported. Read while the agent is killed, it is what the agent knew when it died.
+    pub fn records(&self) -> Vec<Record> {
+        Store::open(&self.state_dir)
+            .and_then(|s| s.list())
+            .unwrap_or_else(|e| panic!("{}: {}", self.host, zun_compute::chain::chain(&e)))
+    }
+
+    /// Every file of the state directory but the agent's log and configuration, with its
+    /// contents: what the host holds, to compare before and after a request.
+    pub fn files(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                let rel = path.strip_prefix(root).unwrap_or(&path).to_owned();
+                if rel == Path::new("agent.log") || rel == Path::new("zun-compute.toml") {
+                    continue;
+                }
+                if path.is_dir() {
+                    walk(&path, root, out);
+                } else if let Ok(bytes) = std::fs::read(&path) {
+                    out.insert(rel, bytes);
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(&self.state_dir, &self.state_dir, &mut out);
+        out
     }
 
     /// Capsules live in the fake runtime now.

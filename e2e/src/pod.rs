@@ -1,6 +1,6 @@
 //! A compute host running real pods for tests and benchmarks: the pod driver with the
 //! containerd and registry devstack runs, on its own bridge and subnet, and a guard that tears
-//! down whatever a failed test left.
+//! down whatever a failed test left; and a capsule's processes as the kernel shows them.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +8,47 @@ use test_support::env_or;
 use zun_compute::config::{Config, DriverKind};
 
 use crate::{bins, Compute, Stack};
+
+/// A process of a capsule as the kernel shows it: a pid may be reused, its start time with it
+/// may not, so two equal values are the same process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapsuleProcess {
+    /// What it is: `shim`, `sandbox`, or the container's name.
+    pub role: String,
+    /// Its pid (host namespace).
+    pub pid: i32,
+    /// When it started (`/proc/<pid>/stat` field 22, clock ticks after boot).
+    pub start_time: u64,
+    /// Its command line, arguments joined by spaces.
+    pub cmdline: String,
+}
+
+impl CapsuleProcess {
+    /// Process `pid` as `/proc` shows it now; panics if there is none.
+    fn read(role: &str, pid: i32) -> Self {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_else(|e| panic!("{role}: no process {pid}: {e}"));
+        // After the command name (in parentheses, which may hold anything) come fields 3...
+        let start_time = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(19))
+            .and_then(|f| f.parse().ok())
+            .unwrap_or_else(|| panic!("{role}: unreadable /proc/{pid}/stat: {stat}"));
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .unwrap_or_default()
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Self {
+            role: role.to_owned(),
+            pid,
+            start_time,
+            cmdline,
+        }
+    }
+}
 
 /// A compute host running real pods, on its own bridge and subnet.
 pub struct PodHost {
@@ -78,6 +119,31 @@ impl PodHost {
     /// The state directory of capsule `uuid`.
     pub fn capsule_dir(&self, uuid: &str) -> PathBuf {
         self.compute.state_dir.join("capsules").join(uuid)
+    }
+
+    /// The processes of capsule `uuid`: its shim (from its pid file), and the sandbox and each
+    /// running container (as the shim answers), each as `/proc` shows it.
+    pub async fn processes(&self, uuid: &str) -> Vec<CapsuleProcess> {
+        let dir = self.capsule_dir(uuid);
+        let shim: i32 = std::fs::read_to_string(dir.join(zun_compute::shim::PID_FILE))
+            .unwrap_or_else(|e| panic!("capsule {uuid}: no shim pid file: {e}"))
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("capsule {uuid}: shim pid file: {e}"));
+        let status = zun_compute::shim::status(&dir)
+            .await
+            .unwrap_or_else(|e| panic!("capsule {uuid}: shim status: {e}"));
+        let mut out = vec![CapsuleProcess::read("shim", shim)];
+        let sandbox = status
+            .sandbox_pid
+            .unwrap_or_else(|| panic!("capsule {uuid}: no sandbox: {status:?}"));
+        out.push(CapsuleProcess::read("sandbox", sandbox));
+        for c in &status.containers {
+            if let Some(pid) = c.pid {
+                out.push(CapsuleProcess::read(&c.name, pid));
+            }
+        }
+        out
     }
 
     /// Where the host keeps its volumes.

@@ -1,6 +1,7 @@
 //! A whole control plane on loopback for one test: a private RabbitMQ, a zun-api (noauth,
-//! SQLite, conductor running) serving HTTP, and `zun-compute` agents run as real processes
-//! with the fake runtime. Everything is stopped and removed when the stack is dropped.
+//! SQLite, conductor running) serving its three HTTP APIs (Zun, network, block storage), and
+//! `zun-compute` agents run as real processes with the fake runtime. Everything is stopped and
+//! removed when the stack is dropped.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -23,11 +24,14 @@ pub struct Stack {
     pub api: String,
     /// Network (security-group) API base URL.
     pub net: String,
+    /// Block-storage (volume) API base URL.
+    pub volume: String,
     /// API state (direct database checks).
     pub state: AppState,
     conductor: Option<Conductor>,
     server: tokio::task::JoinHandle<()>,
     net_server: tokio::task::JoinHandle<()>,
+    volume_server: tokio::task::JoinHandle<()>,
     dir: TempDir,
     http: reqwest::Client,
 }
@@ -36,6 +40,7 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.server.abort();
         self.net_server.abort();
+        self.volume_server.abort();
         // The directory goes with `self.dir`, after this.
     }
 }
@@ -87,18 +92,62 @@ impl Stack {
         let net_server = tokio::spawn(async move {
             let _ = zun_api::neutron::serve(net_state, listener, std::future::pending()).await;
         });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let volume = format!("http://{}", listener.local_addr().unwrap());
+        let volume_server = serve_volumes(state.clone(), listener);
         Self {
             broker_url: broker.url(),
             broker: Some(broker),
             api,
             net,
+            volume,
             state,
             conductor,
             server,
             net_server,
+            volume_server,
             dir,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// The broker's AMQP URL (for a test's own bus).
+    pub fn broker_url(&self) -> &str {
+        &self.broker_url
+    }
+
+    /// How many messages the broker's `queue` holds (ready or unacknowledged); `None` if there
+    /// is no such queue. Panics if the broker was taken out.
+    pub async fn queue_messages(&self, queue: &str) -> Option<u64> {
+        let broker = self.broker.as_ref().expect("the stack's broker");
+        // rabbitmqctl takes about a second: off the runtime's workers.
+        tokio::task::block_in_place(|| broker.queue_messages(queue))
+    }
+
+    /// Empties the broker's `queue`, as if its messages were lost; how many it held.
+    pub async fn purge_queue(&self, queue: &str) -> u64 {
+        let broker = self.broker.as_ref().expect("the stack's broker");
+        tokio::task::block_in_place(|| broker.purge_queue(queue))
+    }
+
+    /// Waits until every queue of `queues` is empty at once: whatever was sent to them was
+    /// handled and acknowledged (a consumer acknowledges only after its effect).
+    pub async fn wait_drained(&self, queues: &[&str], within: Duration) {
+        until_async(within, Duration::from_millis(100), async || {
+            let mut held = Vec::new();
+            for q in queues {
+                match self.queue_messages(q).await {
+                    Some(0) | None => {}
+                    Some(n) => held.push(format!("{q}: {n}")),
+                }
+            }
+            if held.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("queues never drained: {}", held.join(", ")))
+            }
+        })
+        .await
     }
 
     /// Starts a compute agent for `host` offering `memory_mib` and 2 CPUs; each create takes
@@ -170,19 +219,21 @@ impl Stack {
         path: &str,
         body: Option<&Value>,
     ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.net))
-            .header("x-user-id", who.0)
-            .header("x-project-id", who.1)
-            .header("x-roles", who.2);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.expect("network API answers");
-        let status = resp.status().as_u16();
-        let json = resp.json().await.unwrap_or(Value::Null);
-        (status, json)
+        let req = self.request(&self.net, who, method, path, body);
+        answer(req, "network API").await
+    }
+
+    /// A call to the block-storage (volume) API; `path` starts after `/v3`.
+    pub async fn volume_call(
+        &self,
+        who: (&str, &str, &str),
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let path = format!("/v3/{}{path}", who.1);
+        let req = self.request(&self.volume, who, method, &path, body);
+        answer(req, "block-storage API").await
     }
 
     /// An HTTP call at microversion 1.40.
@@ -193,20 +244,31 @@ impl Stack {
         path: &str,
         body: Option<&Value>,
     ) -> (u16, Value) {
-        let mut req = self
+        let req = self
+            .request(&self.api, who, method, path, body)
+            .header("openstack-api-version", "container 1.40");
+        answer(req, "API").await
+    }
+
+    /// A request to `base` as `who` (noauth headers), with `body` as JSON.
+    fn request(
+        &self,
+        base: &str,
+        who: (&str, &str, &str),
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::RequestBuilder {
+        let req = self
             .http
-            .request(method, format!("{}{path}", self.api))
+            .request(method, format!("{base}{path}"))
             .header("x-user-id", who.0)
             .header("x-project-id", who.1)
-            .header("x-roles", who.2)
-            .header("openstack-api-version", "container 1.40");
-        if let Some(b) = body {
-            req = req.json(b);
+            .header("x-roles", who.2);
+        match body {
+            Some(b) => req.json(b),
+            None => req,
         }
-        let resp = req.send().await.expect("API answers");
-        let status = resp.status().as_u16();
-        let json = resp.json().await.unwrap_or(Value::Null);
-        (status, json)
     }
 
     /// Creates a capsule from `template` (the body's `template`) as `who`; its uuid.
@@ -294,14 +356,16 @@ impl Stack {
     pub async fn restart_api(&mut self) {
         self.server.abort();
         self.net_server.abort();
+        self.volume_server.abort();
         let _ = (&mut self.server).await;
         let _ = (&mut self.net_server).await;
+        let _ = (&mut self.volume_server).await;
         if let Some(c) = self.conductor.take() {
             c.stop().await;
         }
         // axum serves each connection in a task of its own that outlives the accept loop: reset
         // the connections, as the kernel does when a process dies, and those tasks end too.
-        let addrs = [self.api.clone(), self.net.clone()].map(|u| {
+        let addrs = [self.api.clone(), self.net.clone(), self.volume.clone()].map(|u| {
             u.trim_start_matches("http://")
                 .parse::<std::net::SocketAddr>()
                 .unwrap_or_else(|e| panic!("restart_api: address of {u}: {e}"))
@@ -354,8 +418,9 @@ impl Stack {
             .await;
             listeners.push(l);
         }
-        let net_listener = listeners.pop().expect("two listeners");
-        let listener = listeners.pop().expect("two listeners");
+        let volume_listener = listeners.pop().expect("three listeners");
+        let net_listener = listeners.pop().expect("three listeners");
+        let listener = listeners.pop().expect("three listeners");
         self.conductor = self
             .state
             .dispatcher
@@ -371,6 +436,7 @@ impl Stack {
         self.net_server = tokio::spawn(async move {
             let _ = zun_api::neutron::serve(net_state, net_listener, std::future::pending()).await;
         });
+        self.volume_server = serve_volumes(self.state.clone(), volume_listener);
     }
 
     /// Stops the conductor (end of test).
@@ -379,4 +445,25 @@ impl Stack {
             c.stop().await;
         }
     }
+}
+
+/// Serves the block-storage API of `state` on `listener` until aborted.
+fn serve_volumes(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let _ = zun_api::cinder::serve(state, listener, std::future::pending()).await;
+    })
+}
+
+/// Sends `req` and returns the status and the JSON body (`Null` if there is none).
+async fn answer(req: reqwest::RequestBuilder, what: &str) -> (u16, Value) {
+    let resp = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("the {what} answers: {e}"));
+    let status = resp.status().as_u16();
+    let json = resp.json().await.unwrap_or(Value::Null);
+    (status, json)
 }

@@ -1,6 +1,7 @@
 //! A private RabbitMQ node for tests: its own `epmd`, ports, data directory and credentials,
-//! so a test may stop and restart its broker without touching anyone else's. Everything it
-//! started is stopped, and its directory removed, when it is dropped.
+//! so a test may stop and restart its broker without touching anyone else's, and look into or
+//! empty its queues (`rabbitmqctl`) to lose a message on purpose. Everything it started is
+//! stopped, and its directory removed, when it is dropped.
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -9,7 +10,10 @@ use std::time::{Duration, Instant};
 use crate::{free_port, wait, TempDir};
 
 const RABBITMQ_SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+const RABBITMQCTL: &str = "/usr/lib/rabbitmq/bin/rabbitmqctl";
 const EPMD: &str = "/usr/bin/epmd";
+/// The virtual host every queue of the node is in (the URL's).
+const VHOST: &str = "zun";
 
 /// A RabbitMQ node this test owns.
 pub struct PrivateBroker {
@@ -73,10 +77,11 @@ impl PrivateBroker {
         b
     }
 
-    fn start_server(&mut self) {
-        let log = std::fs::File::create(self.dir.join("server.log")).expect("server log");
-        let child = Command::new(RABBITMQ_SERVER)
-            .env("HOME", self.dir.path())
+    /// A command run with the node's environment: its home (and so its Erlang cookie), name,
+    /// directories and `epmd`.
+    fn node_command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env("HOME", self.dir.path())
             .env("RABBITMQ_NODENAME", &self.node)
             .env("RABBITMQ_MNESIA_BASE", self.dir.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", self.dir.join("log"))
@@ -85,9 +90,17 @@ impl PrivateBroker {
                 "RABBITMQ_ENABLED_PLUGINS_FILE",
                 self.dir.join("enabled_plugins"),
             )
-            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
             .env("ERL_EPMD_PORT", self.epmd_port.to_string())
-            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1");
+        cmd
+    }
+
+    fn start_server(&mut self) {
+        let log = std::fs::File::create(self.dir.join("server.log")).expect("server log");
+        let child = self
+            .node_command(RABBITMQ_SERVER)
+            // The server's own distribution port (the command-line tools pick theirs).
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
             // Its own process group: the script runs the Erlang VM as a child, and both (and
@@ -152,6 +165,57 @@ impl PrivateBroker {
     pub fn start_again(&mut self) {
         assert!(self.server.is_none(), "the broker is running");
         self.start_server();
+    }
+
+    /// Runs `rabbitmqctl <args>` against the node (quiet, no table headers) and returns what
+    /// it printed; panics with its error output when it fails.
+    fn ctl(&self, args: &[&str]) -> String {
+        let out = self
+            .node_command(RABBITMQCTL)
+            .args(["-n", &self.node, "-q"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run rabbitmqctl");
+        assert!(
+            out.status.success(),
+            "rabbitmqctl {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// How many messages `queue` holds (ready, and delivered but not yet acknowledged);
+    /// `None` if there is no such queue.
+    pub fn queue_messages(&self, queue: &str) -> Option<u64> {
+        let out = self.ctl(&[
+            "list_queues",
+            "-p",
+            VHOST,
+            "--no-table-headers",
+            "name",
+            "messages",
+        ]);
+        out.lines().find_map(|l| {
+            let (name, n) = l.split_once('\t')?;
+            (name == queue).then(|| {
+                n.trim()
+                    .parse()
+                    .unwrap_or_else(|e| panic!("rabbitmqctl list_queues: {l:?}: {e}"))
+            })
+        })
+    }
+
+    /// Empties `queue`, as if its messages had been lost; returns how many it held just
+    /// before. Panics if there is no such queue.
+    pub fn purge_queue(&self, queue: &str) -> u64 {
+        let held = self
+            .queue_messages(queue)
+            .unwrap_or_else(|| panic!("purge_queue: there is no queue {queue}"));
+        self.ctl(&["purge_queue", "-p", VHOST, queue]);
+        held
     }
 
     /// The AMQP URL of the node (user `zun`, vhost `zun`).
