@@ -228,21 +228,46 @@ async fn capsules_outlive_a_killed_agent_and_are_deleted_after_its_restart() {
         "spec": {"containers": [{"image": "busybox", "command": ["sleep", "3600"]}]}});
     let uuid = stack.create_template(DEMO, &t).await;
     stack.wait_status(&uuid, "Running", LONG).await;
-    let pid: i32 = std::fs::read_to_string(host.capsule_dir(&uuid).join("shim.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let before = host.processes(&uuid).await;
+    assert!(
+        before
+            .iter()
+            .any(|p| p.role != "shim" && p.role != "sandbox" && p.cmdline == "sleep 3600"),
+        "{before:#?}"
+    );
     host.compute.kill9();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        Path::new(&format!("/proc/{pid}")).exists(),
-        "the shim died with the agent"
-    );
+    for p in &before {
+        assert!(
+            Path::new(&format!("/proc/{}", p.pid)).exists(),
+            "the {} died with the agent",
+            p.role
+        );
+    }
+    // The last state the API got from the host, read while no agent runs there: anything
+    // newer was reported by the restarted agent.
+    let dead = stack.show(&uuid).await.unwrap();
+    let updated = |c: &Value| c["updated_at"].as_str().unwrap_or_default().to_owned();
+    let container_updated = |c: &Value| {
+        c["containers"][0]["updated_at"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (last, last_container) = (updated(&dead), container_updated(&dead));
+    assert!(!last.is_empty() && !last_container.is_empty(), "{dead}");
     host.compute.restart();
     stack.wait_service("p4", true, LONG).await;
-    let c = stack.wait_status(&uuid, "Running", LONG).await;
+    // Zun's times ("%Y-%m-%d %H:%M:%S.%6f") sort as text.
+    let c = wait_for(&stack, &uuid, "reported by the restarted agent", |c| {
+        updated(c) > last && container_updated(c) > last_container
+    })
+    .await;
+    assert_eq!(c["status"], "Running", "{c}");
     assert_eq!(c["containers"][0]["status"], "Running", "{c}");
+    // The very processes it had before: the shim, the sandbox and the container outlived the
+    // agent, and the restarted agent re-attached to them rather than starting new ones.
+    assert_eq!(host.processes(&uuid).await, before);
     host.delete_and_check(&stack, &uuid).await;
     drop(host);
     // Admin view of the service: it is still registered.

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use e2e::{journal_counts, Stack};
+use test_support::wait::until_async;
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -123,14 +124,63 @@ async fn broker_restart_during_50_creates_loses_nothing_and_repeats_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_agent_converges_after_restart() {
     let stack = Stack::start().await;
-    // Slow creates, so the kill lands in the middle of them.
-    let mut c1 = stack.compute("c1", 100_000, 400).await;
+    // Creates of a second each: five done and reported, then five more, and the agent dies
+    // while some of those are under way.
+    let mut c1 = stack.compute("c1", 100_000, 1000).await;
     let mut uuids = Vec::new();
-    for i in 0..10 {
+    for i in 0..5 {
         uuids.push(stack.create(&format!("k{i}"), 16).await);
     }
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    for u in &uuids {
+        stack.wait_status(u, "Running", LONG).await;
+    }
+    let done = uuids.clone();
+    for i in 5..10 {
+        uuids.push(stack.create(&format!("k{i}"), 16).await);
+    }
+    // Killed as soon as the agent has started a create it has not finished: its store holds
+    // the capsule unsettled (the intent is written before the runtime is called).
+    until_async(LONG, Duration::from_millis(10), async || {
+        if c1.records().iter().any(|r| !r.settled) {
+            Ok(())
+        } else {
+            Err(format!("no create under way; journal {:?}", c1.journal()))
+        }
+    })
+    .await;
     c1.kill9();
+    // What the dead agent left: the fault hit work in flight. A create it had started and not
+    // finished (unsettled), which the runtime had not built (no journal line) and whose state
+    // the API never got (still Creating).
+    let records = c1.records();
+    let journal = c1.journal();
+    let in_flight: Vec<String> = records
+        .iter()
+        .filter(|r| !r.settled)
+        .map(|r| r.spec.uuid.to_string())
+        .collect();
+    assert!(
+        !in_flight.is_empty(),
+        "no create was under way (name, settled, unreported): {:?}",
+        records
+            .iter()
+            .map(|r| (r.spec.name.clone(), r.settled, r.unreported))
+            .collect::<Vec<_>>()
+    );
+    for u in &in_flight {
+        assert!(
+            !journal.contains(&format!("create {u}")),
+            "{u} was built already: {journal:?}"
+        );
+        let c = stack.show(u).await.unwrap();
+        assert_eq!(c["status"], "Creating", "the API had {u}'s state: {c}");
+    }
+    eprintln!(
+        "killed with {} creates received, {} of them under way, {} built",
+        records.len(),
+        in_flight.len(),
+        journal.len()
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     c1.restart();
     for u in &uuids {
@@ -140,12 +190,17 @@ async fn a_killed_agent_converges_after_restart() {
     // been cleaned up and built again, never built twice side by side.
     let live: HashSet<String> = c1.live().into_iter().collect();
     assert_eq!(live, uuids.iter().cloned().collect::<HashSet<_>>());
-    for (u, (creates, deletes)) in journal_counts(&c1.journal()) {
+    let counts = journal_counts(&c1.journal());
+    for (u, (creates, deletes)) in &counts {
         assert_eq!(
-            creates,
+            *creates,
             deletes + 1,
             "capsule {u}: {creates} creates, {deletes} deletes"
         );
+    }
+    // Those done before the kill were not touched again.
+    for u in &done {
+        assert_eq!(counts.get(u), Some(&(1, 0)), "capsule {u}");
     }
     stack.stop().await;
 }

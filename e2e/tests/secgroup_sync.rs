@@ -1,13 +1,17 @@
 //! Security-group documents through the real broker, with the fake runtime (which keeps the
 //! document it would enforce): a host gets its capsules' groups when they are placed there, a
-//! rule created through the network API reaches it, a duplicate delivery changes nothing, and
-//! a restarted agent is sent the current document again by the conductor.
+//! rule created through the network API reaches it, and a restarted agent that lost the
+//! update sent while it was down is sent the current document again by the conductor, from
+//! its heartbeat alone. (A duplicate delivery of a document: `redelivery.rs`.)
 
 use std::time::{Duration, Instant};
 
+use capsule_types::rpc::{compute_queue, ComputeRequest};
 use capsule_types::secgroup::{Direction, HostFirewall};
+use e2e::tap::Tap;
 use e2e::{Compute, Stack, DEMO};
 use serde_json::json;
+use test_support::wait::until_async;
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -39,8 +43,10 @@ fn port_80(d: &HostFirewall, group: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hosts_get_their_groups_rule_changes_and_a_fresh_copy_after_a_restart() {
+async fn hosts_get_their_groups_rule_changes_and_a_lost_update_after_a_restart() {
     let stack = Stack::start().await;
+    let queue = compute_queue("c1");
+    let tap = Tap::start(&stack, &queue).await;
     let mut c1 = stack.compute("c1", 4096, 0).await;
     let uuid = stack.create("sg-sync", 64).await;
     stack.wait_status(&uuid, "Running", LONG).await;
@@ -80,8 +86,9 @@ async fn hosts_get_their_groups_rule_changes_and_a_fresh_copy_after_a_restart() 
     let opened = wait_doc(&c1, "the rule on the host", |d| port_80(d, &default));
     assert!(opened.epoch > first.epoch);
 
-    // The agent restarts: the conductor sees a heartbeat without an epoch and sends the
-    // current document again (the saved one is older than what the next one brings).
+    // The agent goes down and the rule is deleted meanwhile; the update sent to it is lost
+    // (purged from its queue before anyone took it). Only the conductor's check of the
+    // restarted agent's heartbeat (no epoch yet) can bring it the current document.
     c1.kill9();
     let (status, _) = stack
         .net_call(
@@ -95,11 +102,42 @@ async fn hosts_get_their_groups_rule_changes_and_a_fresh_copy_after_a_restart() 
         )
         .await;
     assert_eq!(status, 204);
+    let removal = tap
+        .wait_for("the rule's removal", |m| {
+            match rpc::decode::<ComputeRequest>(&m.payload).ok()?.body {
+                ComputeRequest::SetFirewall { firewall } if firewall.epoch > opened.epoch => {
+                    Some(*firewall)
+                }
+                _ => None,
+            }
+        })
+        .await;
+    assert!(!port_80(&removal, &default), "{removal:?}");
+    until_async(LONG, Duration::from_millis(100), async || {
+        match stack.queue_messages(&queue).await {
+            Some(n) if n > 0 => Ok(()),
+            n => Err(format!("the rule's removal never reached {queue}: {n:?}")),
+        }
+    })
+    .await;
+    let lost = stack.purge_queue(&queue).await;
+    assert!(lost >= 1, "nothing was purged");
+    assert_eq!(stack.queue_messages(&queue).await, Some(0));
+    assert!(
+        port_80(&doc(&c1), &default),
+        "the host had the removal already"
+    );
     c1.restart();
     let after = wait_doc(&c1, "the rule's removal after the restart", |d| {
         !port_80(d, &default) && d.capsules.contains_key(&capsule)
     });
-    assert!(after.epoch > opened.epoch);
+    // A document made after the lost one, not the lost one delivered after all.
+    assert!(
+        after.epoch > removal.epoch,
+        "{} {}",
+        after.epoch,
+        removal.epoch
+    );
 
     // A capsule deleted leaves the document.
     assert_eq!(stack.delete(&uuid, false).await, 204);
