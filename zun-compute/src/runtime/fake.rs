@@ -112,6 +112,20 @@ impl FakeRuntime {
         journal(&self.journal, what, id)
     }
 
+    /// What the journal last says of capsule `id` (`create` or `delete`), if anything.
+    fn last_journaled(&self, id: Uuid) -> Result<Option<String>, FakeError> {
+        let text = match std::fs::read_to_string(&self.journal) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("read", &self.journal)(e)),
+        };
+        let id = id.to_string();
+        Ok(text.lines().rev().find_map(|l| {
+            let (what, of) = l.split_once(' ')?;
+            (of == id && (what == "create" || what == "delete")).then(|| what.to_owned())
+        }))
+    }
+
     fn with_table<T>(
         &self,
         f: impl FnOnce(&mut BTreeMap<Uuid, CapsuleState>) -> Result<T, FakeError>,
@@ -156,17 +170,20 @@ impl RuntimeDriver for FakeRuntime {
     async fn create(&self, spec: &CapsuleSpec) -> Result<CapsuleState, RuntimeError> {
         tokio::time::sleep(self.create_delay).await;
         let state = running(spec);
+        // The journal first: an agent killed between the two writes leaves a create journaled
+        // and not in the table, which the delete before the redo then journals as removed (a
+        // capsule in the table but not journaled would be removed unseen).
+        self.journal("create", spec.uuid)?;
         self.with_table(|t| {
             t.insert(spec.uuid, state.clone());
             Ok(())
         })?;
-        self.journal("create", spec.uuid)?;
         Ok(state)
     }
 
     async fn delete(&self, capsule: Uuid) -> Result<(), RuntimeError> {
-        let existed = self.with_table(|t| Ok(t.remove(&capsule).is_some()))?;
-        if existed {
+        let in_table = self.with_table(|t| Ok(t.remove(&capsule).is_some()))?;
+        if in_table || self.last_journaled(capsule)?.as_deref() == Some("create") {
             self.journal("delete", capsule)?;
         }
         Ok(())
