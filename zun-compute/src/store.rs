@@ -98,7 +98,8 @@ impl Store {
         std::fs::rename(&tmp, &path).map_err(io("rename", &path))
     }
 
-    /// Forgets capsule `id` and leaves its tombstone.
+    /// Forgets capsule `id` and leaves its tombstone. Volumes deleted here get one too (their
+    /// ids never name a capsule).
     pub fn bury(&self, id: Uuid) -> Result<(), StoreError> {
         let t = self.tombstones.join(id.to_string());
         std::fs::write(&t, b"").map_err(io("write", &t))?;
@@ -110,7 +111,7 @@ impl Store {
         }
     }
 
-    /// Whether capsule `id` was deleted here.
+    /// Whether capsule (or volume) `id` was deleted here.
     pub fn is_buried(&self, id: Uuid) -> bool {
         self.tombstones.join(id.to_string()).exists()
     }

@@ -130,8 +130,11 @@ pub enum ComputeRequest {
         /// The capsule.
         capsule: Uuid,
     },
-    /// Report the current state of these capsules (or of all the host runs, when empty).
-    /// Legal at any time; sent by the conductor when it sees drift.
+    /// Compare these capsules (or all the host has, when empty) with the runtime, finish any
+    /// create or delete a restart interrupted, and report what changed or is still owed; a
+    /// capsule whose last report stands is not reported again. Legal at any time, idempotent.
+    /// The agent runs it itself when its runtime reports a change and on its reconcile timer;
+    /// no other service sends it today.
     SyncCapsules {
         /// Capsules to report.
         capsules: Vec<Uuid>,

@@ -49,10 +49,18 @@ impl Volumes {
 }
 
 impl Manager {
-    /// Makes a volume and reports it `available`, or `error` with why.
+    /// Makes a volume and reports it `available`, or `error` with why. A create for a volume
+    /// this host deleted (a late or redelivered request) is not honoured: it is reported gone.
     pub(super) async fn create_volume(&self, id: Uuid, size_gib: u64) -> Result<(), ManagerError> {
         let lock = self.lock(id);
         let _g = lock.lock().await;
+        if self.store.is_buried(id) {
+            tracing::info!(volume = %id, "create for a deleted volume: reporting it gone");
+            self.reporter
+                .volume(id, VolumeHostState::Deleted, None)
+                .await?;
+            return Ok(());
+        }
         let started = std::time::Instant::now();
         let (state, reason) = match self.volumes.create(id, size_gib).await {
             Ok(()) => {
@@ -74,6 +82,8 @@ impl Manager {
         let _g = lock.lock().await;
         let (state, reason) = match self.volumes.delete(id).await {
             Ok(()) => {
+                // Its tombstone, so that a create delivered late does not make it again.
+                self.store.bury(id)?;
                 tracing::info!(volume = %id, "volume removed");
                 (VolumeHostState::Deleted, None)
             }
