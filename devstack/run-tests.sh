@@ -20,4 +20,12 @@ cargo fmt --all -- --check
 echo "==> cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cargo test" >&2
-cargo test --workspace --locked --no-fail-fast "$@"
+status=0
+cargo test --workspace --locked --no-fail-fast "$@" || status=$?
+# The API's integration suite ran on SQLite above; the whole of it again on PostgreSQL (a
+# schema per test in devstack's database). Only in a full run: extra arguments choose tests.
+if [ $# -eq 0 ]; then
+    echo "==> cargo test -p zun-api --test api, on PostgreSQL" >&2
+    ZUN_TEST_API_DB=postgres cargo test --locked -p zun-api --test api || status=$?
+fi
+exit "$status"

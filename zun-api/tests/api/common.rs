@@ -54,7 +54,38 @@ pub struct Resp {
     pub raw: Vec<u8>,
 }
 
+/// Which of the three APIs a request goes to.
+#[derive(Clone, Copy, Debug)]
+pub enum Api {
+    /// Zun's `/v1` (capsules, containers, services, hosts).
+    Capsule,
+    /// The Neutron-like security-group API.
+    Network,
+    /// The Cinder-like volume API.
+    Volume,
+}
+
 impl Resp {
+    /// Reads a whole answer.
+    pub async fn read(resp: axum::response::Response) -> Self {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let raw = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        let json = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            json,
+            raw,
+        }
+    }
+
     /// A header as a string.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
@@ -85,10 +116,21 @@ impl Drop for TestApi {
                     .enable_all()
                     .build()
                     .expect("runtime")
-                    .block_on(postgres_exec(
-                        &url,
-                        &format!("DROP SCHEMA {schema} CASCADE"),
-                    ))
+                    .block_on(async {
+                        // The API's own connections end first. The test's runtime is blocked
+                        // in this drop, so a rollback its pool still owes (an abandoned
+                        // transaction's, sent when the connection goes back to the pool, by
+                        // a task on that runtime) would hold its locks against the drop.
+                        postgres_exec(
+                            &url,
+                            &format!(
+                                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                                 WHERE application_name = '{schema}'"
+                            ),
+                        )
+                        .await;
+                        postgres_exec(&url, &format!("DROP SCHEMA {schema} CASCADE")).await;
+                    })
             })
             .join();
             if dropped.is_err() && !std::thread::panicking() {
@@ -111,8 +153,19 @@ async fn postgres_exec(url: &str, sql: &str) {
 }
 
 impl TestApi {
-    /// A fresh API; `extra` is appended to the TOML configuration.
+    /// A fresh API on the database `ZUN_TEST_API_DB` names: `sqlite` (the default) or
+    /// `postgres` (devstack's, in a schema of its own; devstack/run-tests.sh runs this suite on
+    /// both); `extra` is appended to the TOML configuration.
     pub async fn new(extra: &str) -> Self {
+        match std::env::var("ZUN_TEST_API_DB").as_deref() {
+            Ok("postgres") => Self::on_postgres(extra).await,
+            Ok("sqlite") | Err(_) => Self::on_sqlite(extra).await,
+            Ok(other) => panic!("ZUN_TEST_API_DB={other:?}: sqlite or postgres"),
+        }
+    }
+
+    /// A fresh API on SQLite, in a directory of its own.
+    pub async fn on_sqlite(extra: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("zun-api-test-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         // noauth unless the caller configures authentication itself.
@@ -148,7 +201,9 @@ impl TestApi {
         let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
         postgres_exec(&base, &format!("CREATE SCHEMA {schema}")).await;
         let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+        // Its connections carry the schema's name, so that the drop can end them.
+        let url =
+            format!("{base}{sep}options=-c%20search_path%3D{schema}&application_name={schema}");
         let auth = if extra.contains("[auth]") {
             ""
         } else {
@@ -219,22 +274,18 @@ impl TestApi {
             .oneshot(req)
             .await
             .unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let raw = resp
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec();
-        let json = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            json,
-            raw,
-        }
+        Resp::read(resp).await
+    }
+
+    /// Sends `req` to `api` (one of the three APIs' routers, or the capsule API's service).
+    pub async fn send_to(&self, api: Api, req: Request<Body>) -> Resp {
+        let state = self.state.clone();
+        let resp = match api {
+            Api::Capsule => zun_api::service(state).oneshot(req).await,
+            Api::Network => zun_api::neutron::router(state).oneshot(req).await,
+            Api::Volume => zun_api::cinder::router(state).oneshot(req).await,
+        };
+        Resp::read(resp.unwrap()).await
     }
 
     /// A request to the network (security-group) API as `who`, with an optional JSON body.
@@ -253,26 +304,7 @@ impl TestApi {
             }
             None => Body::empty(),
         };
-        let resp = zun_api::neutron::router(self.state.clone())
-            .oneshot(b.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let raw = resp
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec();
-        let json = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            json,
-            raw,
-        }
+        self.send_to(Api::Network, b.body(body).unwrap()).await
     }
 
     /// A GET to the network API without any identity.
@@ -282,24 +314,7 @@ impl TestApi {
             .header("host", "net.test:9696")
             .body(Body::empty())
             .unwrap();
-        let resp = zun_api::neutron::router(self.state.clone())
-            .oneshot(req)
-            .await
-            .unwrap();
-        let status = resp.status();
-        let raw = resp
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec();
-        Resp {
-            status,
-            headers: HeaderMap::new(),
-            json: serde_json::from_slice(&raw).unwrap_or(Value::Null),
-            raw,
-        }
+        self.send_to(Api::Network, req).await
     }
 
     /// GET as `who` at microversion `ver` (None: no header).

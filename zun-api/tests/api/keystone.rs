@@ -15,7 +15,8 @@ fn keystone_url() -> String {
     env("ZUN_TEST_KEYSTONE_URL")
 }
 
-fn config(extra: &str) -> String {
+/// The app's configuration with Keystone as the authentication strategy, plus `extra`.
+pub(crate) fn config(extra: &str) -> String {
     format!(
         "[auth]\nstrategy = \"keystone\"\n[keystone]\nauth_url = \"{}\"\n\
          www_authenticate_uri = \"http://127.0.0.1:5000\"\npassword = \"{}\"\n{extra}",
@@ -25,7 +26,7 @@ fn config(extra: &str) -> String {
 }
 
 /// A project-scoped token of `user` in `project`, and the project's id.
-async fn token(user: &str, password: &str, project: &str) -> (String, String) {
+pub(crate) async fn token(user: &str, password: &str, project: &str) -> (String, String) {
     let body = json!({"auth": {
         "identity": {"methods": ["password"], "password": {"user": {
             "name": user, "domain": {"name": "Default"}, "password": password}}},

@@ -9,6 +9,7 @@ mod common;
 
 mod capsules_api;
 mod keystone;
+mod keystone_tenancy;
 mod malformed_api;
 mod oidc;
 mod secgroups_api;

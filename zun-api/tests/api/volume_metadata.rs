@@ -98,7 +98,7 @@ async fn race(api: &TestApi) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_metadata_changes_all_take_effect_on_sqlite() {
-    race(&TestApi::new("").await).await;
+    race(&TestApi::on_sqlite("").await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
