@@ -40,6 +40,13 @@ pub async fn create(
     };
     let mut template = parse_create_body(&body, &state.limits)
         .map_err(|errors| ApiError::schema(errors.to_string()))?;
+    // CAP_NET_RAW lets a container forge packets on the capsule network: by policy only.
+    if template.all_containers().any(ContainerSpec::adds_net_raw) {
+        let target = Target::owned_by(&ctx.creds);
+        state
+            .policy
+            .enforce("capsule:create:net_raw", &target, &ctx.creds)?;
+    }
     let security_groups =
         resolve_security_groups(state, &project_id, &template.security_groups).await?;
     let volumes = super::volumes::resolve(state, ctx, &project_id, &template).await?;
