@@ -65,6 +65,12 @@ pub struct PodHost {
 impl PodHost {
     /// Starts agent `host` with the pod driver on its own bridge and subnet.
     pub async fn start(stack: &Stack, host: &str) -> Self {
+        Self::start_with(stack, host, "").await
+    }
+
+    /// As [`Self::start`], with `extra` (whole TOML sections, e.g. `[limits]`) added to the
+    /// agent's configuration.
+    pub async fn start_with(stack: &Stack, host: &str, extra: &str) -> Self {
         let socket = env_or(
             "ZUN_TEST_CONTAINERD_SOCKET",
             "/opt/capsule/run/containerd/containerd.sock",
@@ -105,6 +111,7 @@ impl PodHost {
         }
         let table = format!("capsule_sg_{tag}");
         toml.push_str(&format!("[firewall]\ntable = \"{table}\"\n"));
+        toml.push_str(extra);
         let compute = stack.compute_with(host, 8192, &toml).await;
         let config = dir.join("zun-compute.toml");
         PodHost {
@@ -151,6 +158,11 @@ impl PodHost {
         self.compute.state_dir.join("volumes")
     }
 
+    /// Where the host keeps its capsules' writable layers.
+    pub fn layer_dir(&self) -> PathBuf {
+        self.compute.state_dir.join("layers")
+    }
+
     /// Volume state on the host that does not belong to a volume in `keep`.
     pub fn volume_leftovers(&self, keep: &[String]) -> Vec<String> {
         test_support::volume_leftovers(&self.volume_dir(), keep)
@@ -174,6 +186,12 @@ impl PodHost {
             left.push(format!("{}", self.capsule_dir(uuid).display()));
         }
         left.extend(test_support::host_leftovers(uuid, &self.netns_dir));
+        // The capsule's writable layer: its file, mount and loop device.
+        left.extend(
+            test_support::volume_leftovers(&self.layer_dir(), &[])
+                .into_iter()
+                .filter(|l| l.contains(uuid)),
+        );
         left
     }
 }
@@ -218,9 +236,9 @@ impl Drop for PodHost {
         let _ = cleanup.join();
         // Volumes still mounted (a test that failed with a capsule or a volume attached): the
         // loop devices go with their mounts (autoclear), the files with the state directory.
-        let volumes = self.volume_dir();
+        let (volumes, layers) = (self.volume_dir(), self.layer_dir());
         for m in test_support::mount_points() {
-            if m.starts_with(&volumes) {
+            if m.starts_with(&volumes) || m.starts_with(&layers) {
                 let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
             }
         }

@@ -285,11 +285,12 @@ impl Stack {
         body["uuid"].as_str().unwrap().to_owned()
     }
 
-    /// Creates a capsule with one busybox container and `memory` MiB; its uuid.
+    /// Creates a capsule with one busybox container, `memory` MiB and 0.1 CPU (not the API's
+    /// default of a whole CPU, so that hundreds fit on a test host); its uuid.
     pub async fn create(&self, name: &str, memory: u64) -> String {
         let t = json!({"template": {"kind": "capsule", "metadata": {"name": name},
             "spec": {"containers": [{"image": "busybox", "command": ["sleep", "3600"],
-                "resources": {"requests": {"memory": memory}}}]}}});
+                "resources": {"requests": {"memory": memory, "cpu": 0.1}}}]}}});
         let (status, body) = self
             .call(DEMO, reqwest::Method::POST, "/v1/capsules", Some(&t))
             .await;

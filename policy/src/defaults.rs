@@ -318,6 +318,14 @@ static DEFAULTS: &[RuleDefault] = &[
         &[op("DELETE", CAPSULE)],
     ),
     ours(
+        "capsule:create:net_raw",
+        RULE_ADMIN_API,
+        "Create a capsule with a container that adds CAP_NET_RAW \
+         (`securityContext.capabilities.add: [NET_RAW]`): raw and packet sockets, with which a \
+         tenant can forge any packet on the capsule network.",
+        &[op("POST", CAPSULES_SLASH)],
+    ),
+    ours(
         "security_group:get",
         RULE_ADMIN_OR_OWNER,
         "Show a security group.",
@@ -489,6 +497,8 @@ mod tests {
             assert_eq!(d.origin, Origin::Zun, "{name}");
         }
         assert_eq!(find("capsule:force_delete").unwrap().origin, Origin::Ours);
+        let net_raw = find("capsule:create:net_raw").unwrap();
+        assert_eq!((net_raw.check_str, net_raw.origin), (admin, Origin::Ours));
     }
 
     #[test]

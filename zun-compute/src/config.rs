@@ -26,6 +26,55 @@ pub struct Config {
     pub firewall: crate::firewall::FirewallConfig,
     /// `[volume]`: where volumes are kept (pod driver).
     pub volume: crate::volume::VolumeConfig,
+    /// `[limits]`: what one capsule may take of the host (pod driver).
+    pub limits: LimitsConfig,
+    /// `[logs]`: how much of its containers' output the host keeps (pod driver).
+    pub logs: LogsConfig,
+}
+
+/// `[limits]`: the host-side bounds of every capsule, whatever its template asks.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// `pids.max` of each capsule's cgroup (`/capsule/<uuid>`): its processes and threads
+    /// together (podman's default `pids_limit`, the kubelet's `podPidsLimit`).
+    pub pids_per_capsule: u64,
+    /// MiB of each capsule's writable layer: the containers' overlay upper and work
+    /// directories live on an ext4 file system of this size, made for the capsule (a sparse
+    /// file on a loop device); a container that writes more gets `ENOSPC`.
+    pub writable_layer_mib: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            pids_per_capsule: 2048,
+            writable_layer_mib: 1024,
+        }
+    }
+}
+
+/// The smallest `[logs] max_bytes`: a log record is at most 16 KiB of text and its prefix.
+pub const MIN_LOG_BYTES: u64 = 64 << 10;
+
+/// `[logs]`: each container's log file is rotated as docker's json-file `max-size` /
+/// `max-file` and the kubelet's `containerLogMaxSize` / `containerLogMaxFiles` do.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogsConfig {
+    /// A log file is rotated before it grows past this many bytes.
+    pub max_bytes: u64,
+    /// Files kept per container, the one being written included (at least 2).
+    pub max_files: u32,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 10 << 20,
+            max_files: 3,
+        }
+    }
 }
 
 /// `[pod]`: settings of the pod driver.
@@ -119,16 +168,32 @@ pub struct RuntimeConfig {
     pub fake_create_ms: u64,
 }
 
-/// `[resources]`: overrides of what the host reports.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// `[resources]`: overrides of what the host reports, and what it keeps for itself.
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ResourcesConfig {
     /// CPUs offered.
     pub cpus: Option<f64>,
-    /// Memory offered, MiB.
+    /// Memory offered to capsules, MiB; default: the host's less `reserved_memory_mib`.
     pub memory_mib: Option<u64>,
     /// Disk offered, GiB.
     pub disk_gib: Option<u64>,
+    /// MiB of the host's memory that capsules may never take: kept for the agent, the shims,
+    /// containerd and the rest of the host. The `/capsule` cgroup (every capsule's parent) is
+    /// limited to the host's memory less this (pod driver), and unless `memory_mib` names the
+    /// offer, the memory reported to the scheduler is the host's less this.
+    pub reserved_memory_mib: u64,
+}
+
+impl Default for ResourcesConfig {
+    fn default() -> Self {
+        Self {
+            cpus: None,
+            memory_mib: None,
+            disk_gib: None,
+            reserved_memory_mib: 512,
+        }
+    }
 }
 
 /// Why the configuration could not be loaded.
@@ -152,6 +217,14 @@ pub enum ConfigError {
         #[source]
         source: toml::de::Error,
     },
+    /// A value out of its range.
+    #[error("invalid config file {path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Which key, and why.
+        reason: String,
+    },
 }
 
 impl Config {
@@ -164,10 +237,36 @@ impl Config {
             path: p.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let config: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: p.to_owned(),
             source,
-        })
+        })?;
+        config.check().map_err(|reason| ConfigError::Invalid {
+            path: p.to_owned(),
+            reason,
+        })?;
+        Ok(config)
+    }
+
+    /// The ranges of the values whose type allows more than makes sense.
+    pub fn check(&self) -> Result<(), String> {
+        let (limits, logs) = (&self.limits, &self.logs);
+        if limits.pids_per_capsule == 0 {
+            return Err("[limits] pids_per_capsule must be at least 1".into());
+        }
+        let min_layer = crate::volume::MIN_VOLUME_BYTES >> 20;
+        if limits.writable_layer_mib != 0 && limits.writable_layer_mib < min_layer {
+            return Err(format!(
+                "[limits] writable_layer_mib must be 0 (no bound) or at least {min_layer}"
+            ));
+        }
+        if logs.max_bytes < MIN_LOG_BYTES {
+            return Err(format!("[logs] max_bytes must be at least {MIN_LOG_BYTES}"));
+        }
+        if logs.max_files < 2 {
+            return Err("[logs] max_files must be at least 2".into());
+        }
+        Ok(())
     }
 
     /// The host name: configured, else the system's.
@@ -194,5 +293,33 @@ mod tests {
         assert_eq!(c.resources.cpus, Some(4.0));
         assert_eq!(c.runtime.driver, DriverKind::Fake);
         assert!(toml::from_str::<Config>("[compute]\nhots = 1\n").is_err());
+    }
+
+    #[test]
+    fn limits_logs_and_the_reserve_have_defaults_and_ranges() {
+        let c = Config::default();
+        assert_eq!(c.limits.pids_per_capsule, 2048);
+        assert_eq!(c.limits.writable_layer_mib, 1024);
+        assert_eq!((c.logs.max_bytes, c.logs.max_files), (10 << 20, 3));
+        assert_eq!(c.resources.reserved_memory_mib, 512);
+        c.check().unwrap();
+        let c: Config = toml::from_str(
+            "[limits]\npids_per_capsule = 64\nwritable_layer_mib = 0\n\
+             [logs]\nmax_bytes = 65536\nmax_files = 2\n[resources]\nreserved_memory_mib = 0\n",
+        )
+        .unwrap();
+        c.check().unwrap();
+        assert_eq!(c.limits.pids_per_capsule, 64);
+        for bad in [
+            "[limits]\npids_per_capsule = 0\n",
+            "[limits]\nwritable_layer_mib = 4\n",
+            "[logs]\nmax_bytes = 100\n",
+            "[logs]\nmax_files = 1\n",
+        ] {
+            let c: Config = toml::from_str(bad).unwrap();
+            assert!(c.check().is_err(), "{bad}");
+        }
+        assert!(toml::from_str::<Config>("[limits]\npids = 1\n").is_err());
+        assert!(toml::from_str::<Config>("[logs]\nmax_size = 1\n").is_err());
     }
 }

@@ -5,7 +5,7 @@
 //! Layers, top down: `agent` (the queue, timers) -> `manager` (every request: capsules,
 //! volumes, security groups) -> `runtime` (what runs a capsule: the pod orchestrator or the
 //! fake) -> the host parts, each a driver trait with its real implementation and a recording
-//! fake: `image`, `network`, `shim`, `volume`, `firewall`. `start` picks them from the
+//! fake: `image`, `network`, `shim`, `volume`, `layer`, `firewall`. `start` picks them from the
 //! configuration.
 
 pub mod agent;
@@ -15,12 +15,14 @@ pub mod config;
 pub mod firewall;
 pub mod host;
 pub mod image;
+pub mod layer;
 pub mod logs;
 pub mod manager;
 pub mod network;
 mod notes;
 pub mod recorder;
 pub mod reporter;
+pub mod reserve;
 pub mod runtime;
 pub mod shim;
 pub mod start;

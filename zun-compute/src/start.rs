@@ -13,7 +13,7 @@ use crate::manager::volume::Volumes;
 use crate::manager::{Drivers, Manager};
 use crate::runtime::fake::{FakeError, FakeRuntime};
 use crate::runtime::pod::{self, CapsuleDirs, PodRuntime};
-use crate::{firewall, image, network, reporter, shim, store, volume};
+use crate::{firewall, image, layer, network, reporter, reserve, shim, store, volume};
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,12 @@ pub enum StartError {
     /// The volume directory or tools are unusable.
     #[error("cannot set up volumes")]
     Volume(#[from] volume::VolumeError),
+    /// The writable layers' directory or tools are unusable.
+    #[error("cannot set up the capsules' writable layers")]
+    Layer(#[source] volume::VolumeError),
+    /// The memory reserved for the host cannot be kept from the capsules.
+    #[error("cannot reserve memory for the host")]
+    Reserve(#[from] reserve::ReserveError),
 }
 
 /// The fake runtime's drivers, keeping their files under `<state_dir>/runtime`: capsules in a
@@ -68,9 +74,13 @@ pub fn fake_drivers(
 }
 
 /// The pod runtime's drivers as `config` chooses them: containerd images, netavark network,
-/// `capsule-shim` shims, the `[volume]` driver, the `[firewall]` driver. Enforces nothing yet.
+/// `capsule-shim` shims, the `[volume]` driver, loop-device writable layers, the `[firewall]`
+/// driver; every capsule bounded by `[limits]` and `[logs]`, and all of them together by
+/// `[resources] reserved_memory_mib` (set now on their parent cgroup). Enforces no security
+/// group yet.
 pub async fn pod_drivers(config: &Config) -> Result<Drivers, StartError> {
     let dir = &config.compute.state_dir;
+    reserve::reserve_memory(config.resources.reserved_memory_mib)?;
     let images = image::ImageStore::connect(&config.image).await?;
     let network = network::Network::new(config.network.clone())?;
     let (subnet, prefix, gateway) = network.subnet();
@@ -92,6 +102,7 @@ pub async fn pod_drivers(config: &Config) -> Result<Drivers, StartError> {
         Some(network.clone()),
     ));
     let volumes = volume::from_config(&config.volume, dir)?;
+    let layers = layer::LoopLayers::new(&config.volume, dir).map_err(StartError::Layer)?;
     let shims = shim::Shims::new(config.pod.shim.clone(), dir.join("sandbox-rootfs"))?;
     let dirs = CapsuleDirs::new(dir);
     let runtime = PodRuntime::new(
@@ -103,8 +114,10 @@ pub async fn pod_drivers(config: &Config) -> Result<Drivers, StartError> {
             shims: Arc::new(shims),
             volumes: volumes.clone(),
             firewall: firewall.clone(),
+            layers: Arc::new(layers),
         },
-    )?;
+    )?
+    .with_bounds(pod::Bounds::from_config(&config.limits, &config.logs));
     Ok(Drivers {
         capsules: Arc::new(runtime),
         volumes: Volumes::new(volumes, dirs),

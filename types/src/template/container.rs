@@ -7,6 +7,7 @@ use super::scalars::{
     absolute_path, array, bool_ish, check_count, check_free_text, cpu, memory, mount_path, name,
     object, object_or_null, port, required, string, unexpected,
 };
+use super::security::security_context;
 use super::validate::Ctx;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -50,6 +51,9 @@ pub(crate) fn container(
             "imagePullPolicy" => c.image_pull_policy = pull_policy(val, &p, ctx),
             "stdin" => c.stdin = bool_ish(val, &p, &mut ctx.sink).unwrap_or(false),
             "tty" => c.tty = bool_ish(val, &p, &mut ctx.sink).unwrap_or(false),
+            "securityContext" => {
+                c.security_context = security_context(val, &p, &mut ctx.sink);
+            }
             _ => unexpected(&p, &mut ctx.sink),
         }
     }

@@ -13,6 +13,7 @@ mod image_ref;
 mod limits;
 mod model;
 mod scalars;
+mod security;
 mod validate;
 
 #[cfg(test)]
@@ -21,6 +22,8 @@ mod validate_tests;
 pub use errors::{FieldError, TemplateErrors};
 pub use image_ref::{ImageRefError, ImageReference, MAX_IMAGE_REF_LEN};
 pub use limits::Limits;
+pub use security::{Capabilities, Capability, SecurityContext};
+
 pub use model::{
     default_security_groups, CapsuleTemplate, ContainerSpec, ImagePullPolicy, PortSpec, Protocol,
     RestartPolicy, VolumeMount, VolumeSource, VolumeSpec,

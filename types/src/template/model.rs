@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use super::security::{Capability, SecurityContext};
+
 /// A validated capsule template (`{"kind": "capsule", "metadata": ..., "spec": ...}`).
 ///
 /// Only [`crate::template::parse_template`] and [`crate::template::parse_create_body`] build
@@ -175,6 +177,9 @@ pub struct ContainerSpec {
     /// `tty`.
     #[serde(default)]
     pub tty: bool,
+    /// `securityContext`; `None` when absent or null.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContext>,
 }
 
 impl ContainerSpec {
@@ -194,7 +199,15 @@ impl ContainerSpec {
             image_pull_policy: None,
             stdin: false,
             tty: false,
+            security_context: None,
         }
+    }
+
+    /// Whether it asks for `CAP_NET_RAW` (`securityContext.capabilities.add: [NET_RAW]`).
+    pub fn adds_net_raw(&self) -> bool {
+        self.security_context
+            .as_ref()
+            .is_some_and(|s| s.adds(Capability::NetRaw))
     }
 
     /// The command as Zun shows it: `command` followed by `args` (Zun folds `args` into it).

@@ -300,6 +300,13 @@ pub struct LimitsConfig {
     pub maximum_memory: u64,
     /// Largest new volume, GiB.
     pub maximum_volume_size: u64,
+    /// CPUs given to a container whose template asks for none (Zun's `default_cpu`): the
+    /// scheduler claims them, the host enforces them (CFS quota and shares), the view shows
+    /// them.
+    pub default_cpu: f64,
+    /// Memory (MiB) given to a container whose template asks for none (Zun's
+    /// `default_memory`): claimed, enforced as its memory limit, shown.
+    pub default_memory: u64,
 }
 
 impl Default for LimitsConfig {
@@ -311,6 +318,8 @@ impl Default for LimitsConfig {
             minimum_memory: d.min_memory_mib,
             maximum_memory: d.max_memory_mib,
             maximum_volume_size: d.max_volume_size_gib,
+            default_cpu: 1.0,
+            default_memory: 512,
         }
     }
 }
@@ -411,6 +420,15 @@ impl Config {
                 "[limits] minimums must not exceed maximums".into(),
             ));
         }
+        let l = &self.limits;
+        if !(l.minimum_cpus..=l.maximum_cpus).contains(&l.default_cpu)
+            || !(l.minimum_memory..=l.maximum_memory).contains(&l.default_memory)
+        {
+            return Err(ConfigError::Invalid(
+                "[limits] default_cpu and default_memory must lie between the minimum and the maximum"
+                    .into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -450,5 +468,21 @@ mod tests {
         assert!(c.validate().is_err());
         let c = Config::parse("[auth]\nstrategy = \"noauth\"\n").unwrap();
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn defaults_for_containers_without_requests_lie_within_the_limits() {
+        let c = Config::parse("[auth]\nstrategy = \"noauth\"\n").unwrap();
+        assert_eq!((c.limits.default_cpu, c.limits.default_memory), (1.0, 512));
+        assert!(c.validate().is_ok());
+        for bad in [
+            "[limits]\ndefault_cpu = 0.0\n",
+            "[limits]\ndefault_cpu = 100.0\n",
+            "[limits]\ndefault_memory = 1\n",
+            "[limits]\nmaximum_memory = 256\n",
+        ] {
+            let c = Config::parse(&format!("[auth]\nstrategy = \"noauth\"\n{bad}")).unwrap();
+            assert!(c.validate().is_err(), "{bad}");
+        }
     }
 }

@@ -34,8 +34,9 @@ async fn create_show_list_delete_at_current_version() {
         r.json["restart_policy"],
         json!({"MaximumRetryCount": "0", "Name": "always"})
     );
-    assert_eq!(r.json["memory"], "0");
-    assert_eq!(r.json["cpu"], 0.0);
+    // No requests: Zun's default_memory and default_cpu.
+    assert_eq!(r.json["memory"], "512");
+    assert_eq!(r.json["cpu"], 1.0);
     assert_eq!(r.json["project_id"], "demo");
     assert_eq!(r.json["user_id"], "demo-user");
     assert!(r.json.get("host").is_none(), "host is admin-only");

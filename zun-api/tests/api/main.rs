@@ -7,6 +7,7 @@
 
 mod common;
 
+mod capsule_limits;
 mod capsules_api;
 mod keystone;
 mod keystone_tenancy;

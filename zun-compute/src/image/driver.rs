@@ -14,12 +14,15 @@ pub trait ImageDriver: Send + Sync + std::fmt::Debug + 'static {
     /// Makes `reference` present and unpacked as `policy` says, and describes it.
     async fn ensure(&self, reference: &str, policy: PullPolicy) -> Result<Image, ImageError>;
 
-    /// Prepares the rootfs `key` on `image` and mounts it on `target`. Idempotent.
+    /// Prepares the rootfs `key` on `image` and mounts it on `target`, its writes going to
+    /// `writable` (a directory of the capsule's writable layer) when given, else to the
+    /// snapshot. Idempotent.
     async fn prepare_rootfs(
         &self,
         key: &str,
         image: &Image,
         target: &Path,
+        writable: Option<&Path>,
     ) -> Result<(), ImageError>;
 
     /// Unmounts `target` and removes the rootfs `key`. Idempotent: what is gone is fine.
@@ -37,8 +40,9 @@ impl ImageDriver for ImageStore {
         key: &str,
         image: &Image,
         target: &Path,
+        writable: Option<&Path>,
     ) -> Result<(), ImageError> {
-        ImageStore::prepare_rootfs(self, key, image, target).await
+        ImageStore::prepare_rootfs_on(self, key, image, target, writable).await
     }
 
     async fn release_rootfs(&self, key: &str, target: &Path) -> Result<(), ImageError> {

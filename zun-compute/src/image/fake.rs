@@ -59,10 +59,14 @@ impl ImageDriver for FakeImages {
         key: &str,
         image: &Image,
         target: &Path,
+        writable: Option<&Path>,
     ) -> Result<(), ImageError> {
         self.calls
             .call("image.prepare_rootfs", key)
             .map_err(|r| injected(&image.name, r))?;
+        if let Some(w) = writable {
+            std::fs::create_dir_all(w).map_err(io("create", w))?;
+        }
         std::fs::create_dir_all(target).map_err(io("create", target))
     }
 

@@ -239,7 +239,20 @@ impl ImageStore {
         image: &Image,
         target: &Path,
     ) -> Result<(), ImageError> {
-        mount::prepare_rootfs(&self.inner.ctd, key, image, target)
+        self.prepare_rootfs_on(key, image, target, None).await
+    }
+
+    /// As [`Self::prepare_rootfs`], with the overlay's upper and work directories made in
+    /// `writable` (`upper/`, `work/`: a capsule's writable layer) instead of the snapshot's,
+    /// when given.
+    pub async fn prepare_rootfs_on(
+        &self,
+        key: &str,
+        image: &Image,
+        target: &Path,
+        writable: Option<&Path>,
+    ) -> Result<(), ImageError> {
+        mount::prepare_rootfs(&self.inner.ctd, key, image, target, writable)
             .instrument(tracing::info_span!("prepare_rootfs", key, image = %image.name))
             .await
     }

@@ -1,6 +1,9 @@
 //! A container's rootfs: an active snapshot on the image's top chain id, mounted where the
 //! agent says (overlay, or a bind mount for a single-layer image), and its undoing. Both
 //! directions are idempotent, so a create or delete interrupted half-way can simply be redone.
+//! With a writable directory (on the capsule's writable layer), the overlay's upper and work
+//! directories are made there instead of in the snapshot, so the container's writes land on
+//! the layer's bounded file system.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +24,7 @@ pub(crate) async fn prepare_rootfs(
     key: &str,
     image: &Image,
     target: &Path,
+    writable: Option<&Path>,
 ) -> Result<(), ImageError> {
     let started = std::time::Instant::now();
     if let Some(info) = ctd.snapshot(key).await? {
@@ -66,6 +70,15 @@ pub(crate) async fn prepare_rootfs(
         return Ok(());
     }
     std::fs::create_dir_all(target).map_err(io("create", target))?;
+    let mounts = match writable {
+        Some(w) => {
+            for d in [w.join("upper"), w.join("work")] {
+                std::fs::create_dir_all(&d).map_err(io("create", &d))?;
+            }
+            on_layer(mounts, w)
+        }
+        None => mounts,
+    };
     let (key_owned, target_owned) = (key.to_owned(), target.to_owned());
     tokio::task::spawn_blocking(move || mount_all(&key_owned, &mounts, &target_owned))
         .await
@@ -98,6 +111,39 @@ pub(crate) async fn release_rootfs(ctd: &Ctd, key: &str, target: &Path) -> Resul
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io("remove", target)(e)),
     }
+}
+
+/// `mounts` with their writes going to `writable`'s `upper/` and `work/`: an overlay's
+/// `upperdir` and `workdir` replaced; a bind mount of a snapshot without parents becomes an
+/// overlay on it, read-only below.
+fn on_layer(mounts: Vec<Mount>, writable: &Path) -> Vec<Mount> {
+    let upper = format!("upperdir={}", writable.join("upper").display());
+    let work = format!("workdir={}", writable.join("work").display());
+    mounts
+        .into_iter()
+        .map(|m| {
+            if m.r#type == "overlay" {
+                let mut options: Vec<String> = m
+                    .options
+                    .iter()
+                    .filter(|o| !o.starts_with("upperdir=") && !o.starts_with("workdir="))
+                    .cloned()
+                    .collect();
+                options.extend([upper.clone(), work.clone()]);
+                Mount { options, ..m }
+            } else if m.r#type == "bind" || m.options.iter().any(|o| o == "bind" || o == "rbind") {
+                let lower = format!("lowerdir={}", m.source);
+                Mount {
+                    r#type: "overlay".into(),
+                    source: "overlay".into(),
+                    options: vec![lower, upper.clone(), work.clone()],
+                    ..m
+                }
+            } else {
+                m
+            }
+        })
+        .collect()
 }
 
 /// Mount flags and filesystem data of containerd mount options.
@@ -280,6 +326,49 @@ mod tests {
         assert!(d.is_empty());
         let (f, _) = parse_options(&s(&["ro", "rw", "nosuid"]));
         assert_eq!(f, MsFlags::MS_NOSUID);
+    }
+
+    #[test]
+    fn on_a_layer_the_writes_go_to_the_layer() {
+        let overlay = Mount {
+            r#type: "overlay".into(),
+            source: "overlay".into(),
+            options: s(&[
+                "index=off",
+                "workdir=/s/2/work",
+                "upperdir=/s/2/fs",
+                "lowerdir=/s/1/fs",
+            ]),
+            ..Default::default()
+        };
+        let got = on_layer(vec![overlay], Path::new("/l/c1"));
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].r#type, "overlay");
+        assert_eq!(
+            got[0].options,
+            s(&[
+                "index=off",
+                "lowerdir=/s/1/fs",
+                "upperdir=/l/c1/upper",
+                "workdir=/l/c1/work"
+            ])
+        );
+        let bind = Mount {
+            r#type: "bind".into(),
+            source: "/s/3/fs".into(),
+            options: s(&["rbind", "rw"]),
+            ..Default::default()
+        };
+        let got = on_layer(vec![bind], Path::new("/l/c2"));
+        assert_eq!(got[0].r#type, "overlay");
+        assert_eq!(
+            got[0].options,
+            s(&[
+                "lowerdir=/s/3/fs",
+                "upperdir=/l/c2/upper",
+                "workdir=/l/c2/work"
+            ])
+        );
     }
 
     #[test]

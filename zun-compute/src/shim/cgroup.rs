@@ -1,6 +1,6 @@
 //! The cgroup work libcontainer leaves to us: finding every hierarchy, telling an OOM kill,
-//! and removing a capsule's whole subtree (libcontainer removes a container's leaf, never its
-//! parents).
+//! the limits of a capsule's (and of every capsule's) parent cgroup, and removing a capsule's
+//! whole subtree (libcontainer removes a container's leaf, never its parents).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -79,6 +79,82 @@ pub(crate) fn controller_mounts(hierarchies: &[Hierarchy]) -> Vec<PathBuf> {
 
 fn rel(cgroup: &str) -> &Path {
     Path::new(cgroup.trim_start_matches('/'))
+}
+
+/// The hierarchy of controller `name`: the v1 one that has it, else the v2 one if it offers
+/// it (`cgroup.controllers`).
+fn controller<'a>(hierarchies: &'a [Hierarchy], name: &str) -> Option<&'a Hierarchy> {
+    hierarchies
+        .iter()
+        .find(|h| !h.unified && h.options.iter().any(|o| o == name))
+        .or_else(|| {
+            hierarchies.iter().find(|h| {
+                h.unified
+                    && std::fs::read_to_string(h.mount.join("cgroup.controllers"))
+                        .is_ok_and(|c| c.split_whitespace().any(|c| c == name))
+            })
+        })
+}
+
+/// Makes `cgroup` in controller `name`'s hierarchy (on cgroup v2, with the controller enabled
+/// for it in every parent) and writes `value` to its `file`.
+fn set_limit(
+    hierarchies: &[Hierarchy],
+    name: &str,
+    cgroup: &str,
+    file: &str,
+    value: &str,
+) -> io::Result<PathBuf> {
+    let h = controller(hierarchies, name).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("no cgroup hierarchy has the {name} controller"),
+        )
+    })?;
+    let r = rel(cgroup);
+    if r.as_os_str().is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refusing to limit the root cgroup ({cgroup:?})"),
+        ));
+    }
+    if h.unified {
+        let mut dir = h.mount.clone();
+        for part in r.iter() {
+            let control = dir.join("cgroup.subtree_control");
+            let enabled = std::fs::read_to_string(&control)?;
+            if !enabled.split_whitespace().any(|c| c == name) {
+                std::fs::write(&control, format!("+{name}"))?;
+            }
+            dir.push(part);
+            std::fs::create_dir_all(&dir)?;
+        }
+    }
+    let dir = h.mount.join(r);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(file);
+    std::fs::write(&path, value)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    Ok(path)
+}
+
+/// Sets `pids.max` of `cgroup` (made if missing): every process and thread below it counts.
+pub(crate) fn limit_pids(hierarchies: &[Hierarchy], cgroup: &str, max: u64) -> io::Result<()> {
+    set_limit(hierarchies, "pids", cgroup, "pids.max", &max.to_string()).map(drop)
+}
+
+/// Sets the memory limit of `cgroup` (made if missing; `memory.limit_in_bytes` on v1,
+/// `memory.max` on v2); returns the file written.
+pub(crate) fn limit_memory(
+    hierarchies: &[Hierarchy],
+    cgroup: &str,
+    bytes: u64,
+) -> io::Result<PathBuf> {
+    let file = match controller(hierarchies, "memory") {
+        Some(h) if h.unified => "memory.max",
+        _ => "memory.limit_in_bytes",
+    };
+    set_limit(hierarchies, "memory", cgroup, file, &bytes.to_string())
 }
 
 /// Whether the memory controller killed a process of `cgroup` for lack of memory.
@@ -241,6 +317,21 @@ mod tests {
         );
         let v2 = parse_mountinfo("30 24 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
         assert_eq!(controller_mounts(&v2), [PathBuf::from("/sys/fs/cgroup")]);
+    }
+
+    #[test]
+    fn limits_go_to_the_controllers_hierarchy_and_never_to_the_root() {
+        let h = parse_mountinfo(MOUNTINFO);
+        assert_eq!(
+            controller(&h, "memory").map(|h| h.mount.clone()),
+            Some(PathBuf::from("/sys/fs/cgroup/memory"))
+        );
+        // The pids hierarchy of MOUNTINFO is not under /sys/fs/cgroup.
+        assert!(controller(&h, "pids").is_none());
+        let err = limit_pids(&h, "/capsule/x", 10).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Unsupported, "{err}");
+        let err = limit_memory(&h, "/", 10).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! with its signals. The containers' life is in the sibling module `lifecycle`, the clients and
 //! their protocol in `server`, the state they share in `state`.
 
+use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -35,6 +36,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{dup2, pipe2, Pid};
 
 use super::cgroup;
+use super::logfile::LogFile;
 use super::plan::Plan;
 use super::spec::{self, Host};
 use super::state::{io_err, Shim, Unit, BACKOFF_START, DEFAULT_GRACE, LOCK_FILE};
@@ -233,6 +235,11 @@ impl Shim {
         write_file(&etc.join("resolv.conf"), &resolv)?;
 
         let hierarchies = cgroup::hierarchies().map_err(io_err("cannot list cgroup mounts"))?;
+        // Before any process of the capsule exists: its pids limit covers all of them.
+        if let Some(max) = plan.limits.pids_max {
+            cgroup::limit_pids(&hierarchies, &plan.cgroup_parent, max)
+                .map_err(io_err("cannot limit the capsule's processes"))?;
+        }
         let host = Host {
             nofile_hard: nofile_hard(),
             cgroup_mounts: cgroup::controller_mounts(&hierarchies),
@@ -247,7 +254,7 @@ impl Shim {
             .chain(plan.containers.iter().map(|c| (c, false)))
         {
             let log_path = super::log_path(&dir, &c.name);
-            let log = open_log(&log_path)
+            let log = LogFile::open(&log_path, plan.limits.logs)
                 .map_err(io_err(format!("cannot open {}", log_path.display())))?;
             units.push(Unit {
                 id: format!("{}-{}", plan.uuid, c.name),
@@ -270,7 +277,7 @@ impl Shim {
                 started: None,
                 backoff: BACKOFF_START,
                 restart_at: None,
-                log: Rc::new(log),
+                log: Rc::new(RefCell::new(log)),
             });
         }
 

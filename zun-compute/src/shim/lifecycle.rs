@@ -153,7 +153,7 @@ impl Shim {
             }
         }
         if !out.is_empty() {
-            if let Err(e) = (&*p.log).write_all(&out) {
+            if let Err(e) = p.log.borrow_mut().write_records(&out) {
                 tracing::warn!("writing a container log: {e}");
             }
         }
@@ -603,7 +603,9 @@ mod tests {
 
     #[test]
     fn backoff_doubles_to_the_cap_and_resets_after_a_long_run() {
-        let log = Rc::new(File::open("/dev/null").unwrap());
+        let log = Rc::new(std::cell::RefCell::new(
+            crate::shim::logfile::LogFile::open(Path::new("/dev/null"), None).unwrap(),
+        ));
         let mut u = Unit {
             plan: ContainerPlan {
                 name: "a".into(),
@@ -616,6 +618,7 @@ mod tests {
                 memory_bytes: None,
                 cpu_millis: None,
                 mounts: vec![],
+                net_raw: false,
             },
             id: "x-a".into(),
             cgroup: "/c/a".into(),

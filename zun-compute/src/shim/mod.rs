@@ -15,13 +15,14 @@
 //! log), `bundles/<container>/config.json` (the OCI specs it built) and `etc/` (the
 //! `hostname`, `hosts` and `resolv.conf` it bind-mounts read-only into every container).
 
-mod cgroup;
+pub(crate) mod cgroup;
 mod client;
 pub mod daemon;
 mod driver;
 pub mod fake;
 mod lifecycle;
 mod log;
+pub(crate) mod logfile;
 mod netlink;
 mod plan;
 mod protocol;
@@ -33,7 +34,10 @@ mod status;
 
 pub use client::{is_alive, shutdown, spawn, status, watch};
 pub use driver::{ShimDriver, Shims};
-pub use plan::{ContainerPlan, MountPlan, Plan, PlanError, RestartPolicy};
+pub use logfile::rotated_path;
+pub use plan::{
+    CapsuleLimits, ContainerPlan, LogRotation, MountPlan, Plan, PlanError, RestartPolicy,
+};
 pub use protocol::{ErrorReply, Request, ShutdownReply};
 pub use rootfs::{ensure_sandbox_rootfs, PAUSE};
 pub use status::{ContainerState, ContainerStatus, Phase, Status};
@@ -75,7 +79,8 @@ impl ShortPath {
     }
 }
 
-/// The path of container `name`'s log in capsule directory `dir`.
+/// The path of container `name`'s log in capsule directory `dir` (the file being written;
+/// rotated ones are [`rotated_path`]s of it).
 pub fn log_path(dir: &Path, name: &str) -> PathBuf {
     dir.join("logs").join(format!("{name}.log"))
 }

@@ -36,6 +36,32 @@ pub struct Plan {
     pub init_containers: Vec<ContainerPlan>,
     /// The app containers, started together once the init containers succeeded.
     pub containers: Vec<ContainerPlan>,
+    /// The capsule's host-side bounds (none in a plan written before they existed).
+    #[serde(default)]
+    pub limits: CapsuleLimits,
+}
+
+/// What one capsule may take of its host, whatever its containers ask.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapsuleLimits {
+    /// `pids.max` of the capsule's cgroup (`cgroup_parent`), set before any of its processes
+    /// starts: its processes and threads together; `None`: no bound.
+    #[serde(default)]
+    pub pids_max: Option<u64>,
+    /// How each container's log rotates; `None`: one file, never rotated.
+    #[serde(default)]
+    pub logs: Option<LogRotation>,
+}
+
+/// How a container's log rotates (see `logfile`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogRotation {
+    /// A file is rotated before it grows past this many bytes.
+    pub max_bytes: u64,
+    /// Files kept, the one being written included (at least 2).
+    pub max_files: u32,
 }
 
 /// When an app container that exited is started again.
@@ -90,6 +116,10 @@ pub struct ContainerPlan {
     /// Bind mounts (volumes, shared `emptyDir`s).
     #[serde(default)]
     pub mounts: Vec<MountPlan>,
+    /// `CAP_NET_RAW` on top of the default capabilities (the template's
+    /// `securityContext.capabilities.add: [NET_RAW]`, which the API allowed).
+    #[serde(default)]
+    pub net_raw: bool,
 }
 
 /// A bind mount into a container.
@@ -191,6 +221,17 @@ impl Plan {
         if self.containers.is_empty() {
             return bad("a capsule needs at least one container".into());
         }
+        if self.limits.pids_max == Some(0) {
+            return bad("a pids limit of 0 would run nothing".into());
+        }
+        if let Some(r) = self.limits.logs {
+            if r.max_bytes == 0 || r.max_files < 2 {
+                return bad(format!(
+                    "log rotation needs a size and at least 2 files (got {} bytes, {} files)",
+                    r.max_bytes, r.max_files
+                ));
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for c in self.init_containers.iter().chain(&self.containers) {
             if !is_dns_label(&c.name) {
@@ -288,6 +329,7 @@ mod tests {
             memory_bytes: None,
             cpu_millis: None,
             mounts: vec![],
+            net_raw: false,
         }
     }
 
@@ -302,6 +344,13 @@ mod tests {
             max_retries: 0,
             init_containers: vec![container("init")],
             containers: vec![container("a"), container("b")],
+            limits: CapsuleLimits {
+                pids_max: Some(100),
+                logs: Some(LogRotation {
+                    max_bytes: 1 << 20,
+                    max_files: 3,
+                }),
+            },
         }
     }
 
@@ -334,6 +383,16 @@ mod tests {
                 Box::new(|p| p.cgroup_parent = "/a/../b".into()),
             ),
             ("no apps", Box::new(|p| p.containers.clear())),
+            ("no pids", Box::new(|p| p.limits.pids_max = Some(0))),
+            (
+                "one log file",
+                Box::new(|p| {
+                    p.limits.logs = Some(LogRotation {
+                        max_bytes: 10,
+                        max_files: 1,
+                    })
+                }),
+            ),
             ("no args", Box::new(|p| p.containers[0].args.clear())),
             ("hostname", Box::new(|p| p.hostname = "a b".into())),
             (
@@ -373,6 +432,18 @@ mod tests {
         );
         assert_eq!(Plan::load(&dir).unwrap(), plan());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_plan_written_before_limits_existed_has_none() {
+        let mut json = serde_json::to_value(plan()).unwrap();
+        json.as_object_mut().unwrap().remove("limits");
+        for c in json["containers"].as_array_mut().unwrap() {
+            c.as_object_mut().unwrap().remove("net_raw");
+        }
+        let old: Plan = serde_json::from_value(json).unwrap();
+        assert_eq!(old.limits, CapsuleLimits::default());
+        assert!(!old.containers[0].net_raw);
     }
 
     #[test]

@@ -339,7 +339,11 @@ pub(crate) fn container_spec(
     host: &Host,
 ) -> Result<Spec, OciSpecError> {
     let (uid, gid) = c.user.unwrap_or((0, 0));
-    let caps: HashSet<Capability> = CAPABILITIES.iter().copied().collect();
+    let mut caps: HashSet<Capability> = CAPABILITIES.iter().copied().collect();
+    if c.net_raw {
+        // Asked for by the template and allowed by the API's policy, for this container only.
+        caps.insert(Capability::NetRaw);
+    }
     // As Docker: a non-root user keeps the bounding set only, so file capabilities and setuid
     // binaries still work inside it, but its processes start without privilege.
     // Every set is given: the builder's default for a missing one is oci-spec's default set
@@ -563,7 +567,9 @@ mod tests {
                     destination: "/data".into(),
                     read_only: true,
                 }],
+                net_raw: false,
             }],
+            limits: Default::default(),
         }
     }
 
@@ -666,6 +672,38 @@ mod tests {
         assert!(mounts
             .iter()
             .any(|m| m.destination() == Path::new("/etc/resolv.conf")));
+    }
+
+    #[test]
+    fn net_raw_only_for_the_container_that_has_it() {
+        let mut p = plan();
+        let caps = |p: &Plan| {
+            let s = container_spec(p, &p.containers[0], 42, Path::new("/c/etc"), &host()).unwrap();
+            s.process()
+                .as_ref()
+                .unwrap()
+                .capabilities()
+                .clone()
+                .unwrap()
+        };
+        let default = caps(&p);
+        for set in [default.bounding(), default.effective(), default.permitted()] {
+            assert!(!set.as_ref().unwrap().contains(&Capability::NetRaw));
+        }
+        p.containers[0].net_raw = true;
+        let raw = caps(&p);
+        for set in [raw.bounding(), raw.effective(), raw.permitted()] {
+            assert!(set.as_ref().unwrap().contains(&Capability::NetRaw));
+        }
+        assert!(raw.ambient().as_ref().unwrap().is_empty());
+        assert_eq!(
+            raw.bounding().as_ref().unwrap().len(),
+            CAPABILITIES.len() + 1,
+            "NET_RAW and nothing else"
+        );
+        let sandbox = sandbox_spec(&p, &host()).unwrap();
+        let sandbox = sandbox.process().as_ref().unwrap().capabilities().clone();
+        assert!(sandbox.unwrap().bounding().as_ref().unwrap().is_empty());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! `server` (the clients' requests), which uses `lifecycle` (the containers), and all of them
 //! use this module; none of them is used by the ones it uses.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
@@ -20,6 +21,7 @@ use serde::Serialize;
 
 use super::cgroup::Hierarchy;
 use super::log::LineSplitter;
+use super::logfile::LogFile;
 use super::plan::{ContainerPlan, Plan};
 use super::spec::Host;
 use super::status::{ContainerStatus, Phase, Status};
@@ -74,14 +76,17 @@ pub(super) struct Unit {
     pub(super) started: Option<Instant>,
     pub(super) backoff: Duration,
     pub(super) restart_at: Option<Instant>,
-    pub(super) log: Rc<File>,
+    pub(super) log: SharedLog,
 }
+
+/// A container's log, written by both its output pipes.
+pub(super) type SharedLog = Rc<RefCell<LogFile>>;
 
 /// A container's output pipe, carried line by line to its log.
 pub(super) struct Pipe {
     pub(super) fd: OwnedFd,
     pub(super) splitter: LineSplitter,
-    pub(super) log: Rc<File>,
+    pub(super) log: SharedLog,
     pub(super) closed: bool,
 }
 

@@ -6,7 +6,9 @@
 use std::collections::{HashMap, HashSet};
 
 use capsule_types::rpc::{CapsuleSpec, ContainerRef};
-use capsule_types::template::{parse_create_body, ContainerSpec, RestartPolicy, VolumeSource};
+use capsule_types::template::{
+    parse_create_body, CapsuleTemplate, ContainerSpec, RestartPolicy, VolumeSource,
+};
 use capsule_types::CapsuleStatus;
 use db::secgroups::Resolved;
 use db::{CapsuleRecord, NewCapsule, NewContainer, NewVolumeMapping, SecurityGroupBinding};
@@ -14,6 +16,7 @@ use policy::Target;
 use serde_json::{json, Value};
 
 use crate::compute::placement::{self, Placed, Placement};
+use crate::config::LimitsConfig;
 use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -40,6 +43,14 @@ pub async fn create(
     };
     let mut template = parse_create_body(&body, &state.limits)
         .map_err(|errors| ApiError::schema(errors.to_string()))?;
+    // CAP_NET_RAW lets a container forge packets on the capsule network: by policy only.
+    if template.all_containers().any(ContainerSpec::adds_net_raw) {
+        let target = Target::owned_by(&ctx.creds);
+        state
+            .policy
+            .enforce("capsule:create:net_raw", &target, &ctx.creds)?;
+    }
+    apply_default_resources(&mut template, &state.config.limits);
     let security_groups =
         resolve_security_groups(state, &project_id, &template.security_groups).await?;
     let volumes = super::volumes::resolve(state, ctx, &project_id, &template).await?;
@@ -200,6 +211,20 @@ pub async fn create(
     let (rec, _) = state.db.create_capsule(new).await?;
     tracing::info!(capsule = %uuid, "no host can take the capsule");
     Ok(rec)
+}
+
+/// Zun's `default_cpu` / `default_memory`: a container that asks for no CPU or no memory gets
+/// the configured default, so the scheduler claims it, the host enforces it and the view
+/// shows it (a capsule without requests would otherwise claim nothing and run unbounded).
+fn apply_default_resources(template: &mut CapsuleTemplate, limits: &LimitsConfig) {
+    for c in template
+        .init_containers
+        .iter_mut()
+        .chain(template.containers.iter_mut())
+    {
+        c.cpu.get_or_insert(limits.default_cpu);
+        c.memory_mib.get_or_insert(limits.default_memory);
+    }
 }
 
 /// The groups `spec.securityGroups` names, by id or name, in the capsule's project (each

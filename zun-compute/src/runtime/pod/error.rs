@@ -40,6 +40,9 @@ pub enum StepError {
         #[source]
         source: Box<VolumeError>,
     },
+    /// The capsule's writable layer.
+    #[error("writable layer")]
+    Layer(#[source] VolumeError),
     /// The security groups could not take the capsule in.
     #[error(transparent)]
     SecurityGroups(#[from] SecurityGroupsError),
@@ -137,6 +140,9 @@ pub enum UndoError {
         #[source]
         source: serde_json::Error,
     },
+    /// The capsule's writable layer could not be removed.
+    #[error("writable layer")]
+    Layer(#[source] VolumeError),
     /// A container's root filesystem could not be released.
     #[error("rootfs of {container}")]
     Rootfs {

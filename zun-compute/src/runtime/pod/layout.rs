@@ -10,6 +10,9 @@ use uuid::Uuid;
 pub const VOLUMES_FILE: &str = "volumes.json";
 /// The capsule's network record (written by the network part).
 pub const NETWORK_FILE: &str = "network.json";
+/// The cgroup under which every capsule has its own (`/capsule/<uuid>`, in every hierarchy):
+/// the agent limits its memory to what capsules may take of the host.
+pub const CAPSULES_CGROUP: &str = "/capsule";
 /// The directory of the capsule's containers' root filesystems, one per container.
 pub const ROOTFS_DIR: &str = "rootfs";
 

@@ -1,6 +1,7 @@
 //! The pod runtime: images from the image part, a network namespace with published ports from
 //! the network part, and one shim per capsule that runs the sandbox and the containers; the
-//! capsule's volumes and security groups. It only orchestrates: each host part is a driver
+//! capsule's volumes, writable layer and security groups; every capsule's [`Bounds`]. It only
+//! orchestrates: each host part is a driver
 //! (`Arc<dyn ...Driver>`) tested for real on its own, and a create is a list of named steps
 //! with their undo (module `steps`), run by a small saga executor (module `saga`), so its
 //! ordering and rollback are unit-tested with the parts' fakes (module `tests`).
@@ -31,11 +32,12 @@ pub use steps::{Step, CREATE, TEARDOWN};
 
 use super::{RuntimeDriver, RuntimeError};
 use crate::chain::Chain;
-use crate::config::PodConfig;
+use crate::config::{LimitsConfig, LogsConfig, PodConfig};
 use crate::firewall::SecurityGroups;
 use crate::image::ImageDriver;
+use crate::layer::LayerDriver;
 use crate::network::NetworkDriver;
-use crate::shim::{Phase, ShimDriver, Status};
+use crate::shim::{CapsuleLimits, LogRotation, Phase, ShimDriver, Status};
 use crate::volume::VolumeDriver;
 use layout::NETWORK_FILE;
 use plan::shim_name;
@@ -55,6 +57,40 @@ pub struct Parts {
     pub volumes: Arc<dyn VolumeDriver>,
     /// The security groups in force (shared with the manager, which receives them).
     pub firewall: Arc<SecurityGroups>,
+    /// The capsules' writable layers.
+    pub layers: Arc<dyn LayerDriver>,
+}
+
+/// What the pod runtime gives every capsule of the host at most, whatever its template asks
+/// (`[limits]`, `[logs]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    /// What the shim enforces: the capsule's pids limit, its containers' log rotation.
+    pub shim: CapsuleLimits,
+    /// Bytes of the capsule's writable layer; 0: none (writes go to containerd's snapshots).
+    pub layer_bytes: u64,
+}
+
+impl Bounds {
+    /// The bounds `limits` and `logs` configure.
+    pub fn from_config(limits: &LimitsConfig, logs: &LogsConfig) -> Self {
+        Self {
+            shim: CapsuleLimits {
+                pids_max: Some(limits.pids_per_capsule),
+                logs: Some(LogRotation {
+                    max_bytes: logs.max_bytes,
+                    max_files: logs.max_files,
+                }),
+            },
+            layer_bytes: limits.writable_layer_mib << 20,
+        }
+    }
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self::from_config(&LimitsConfig::default(), &LogsConfig::default())
+    }
 }
 
 /// The pod runtime.
@@ -65,6 +101,8 @@ pub struct PodRuntime {
     shims: Arc<dyn ShimDriver>,
     volumes: Arc<dyn VolumeDriver>,
     firewall: Arc<SecurityGroups>,
+    layers: Arc<dyn LayerDriver>,
+    bounds: Bounds,
     dirs: CapsuleDirs,
     cfg: PodConfig,
     changes: broadcast::Sender<Uuid>,
@@ -91,6 +129,8 @@ impl PodRuntime {
             shims: parts.shims,
             volumes: parts.volumes,
             firewall: parts.firewall,
+            layers: parts.layers,
+            bounds: Bounds::default(),
             dirs,
             cfg,
             changes: broadcast::channel(1024).0,
@@ -102,6 +142,13 @@ impl PodRuntime {
             }
         }
         Ok(rt)
+    }
+
+    /// The runtime with `bounds` for the capsules it creates from now on (default: the
+    /// configuration's defaults).
+    pub fn with_bounds(mut self, bounds: Bounds) -> Self {
+        self.bounds = bounds;
+        self
     }
 
     /// Runs the create's steps; on failure, the steps done are undone and the error says

@@ -120,6 +120,7 @@ pub(super) fn container_plan(
             memory_bytes: c.memory_mib.map(|m| m * 1024 * 1024),
             cpu_millis: c.cpu.map(|cpu| (cpu * 1000.0).round() as u64),
             mounts: Vec::new(),
+            net_raw: c.adds_net_raw(),
         },
         is_init,
     ))

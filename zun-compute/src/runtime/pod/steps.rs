@@ -9,7 +9,8 @@
 //! | `ports` | refuses a taken host port (and volumes on a host without them) | none: a check |
 //! | `dir` | makes the capsule's directory | removes it, unless an undo before failed |
 //! | `volumes` | records, makes and mounts the capsule's volumes | unmounts them; removes `autoRemove` ones |
-//! | `rootfs` | pulls the images, prepares each container's rootfs | releases each rootfs |
+//! | `layer` | makes and mounts the capsule's writable layer (`[limits] writable_layer_mib`) | unmounts and removes it |
+//! | `rootfs` | pulls the images, prepares each container's rootfs (its writes on the layer) | releases each rootfs |
 //! | `network` | namespace, address, published ports (netavark) | tears the network down, drops the address's rules |
 //! | `plan` | writes the shim's `plan.json` | none: goes with the directory |
 //! | `shim` | starts the shim, waits until every app container runs | stops containers and shim |
@@ -26,7 +27,7 @@ use capsule_types::volume::GIB;
 use uuid::Uuid;
 
 use super::error::{StepError, UndoError};
-use super::layout::{NETWORK_FILE, ROOTFS_DIR, VOLUMES_FILE};
+use super::layout::{CAPSULES_CGROUP, NETWORK_FILE, ROOTFS_DIR, VOLUMES_FILE};
 use super::plan::{
     container_plan, hostname, port_mappings, shim_name, shim_restart_policy, snapshot_key,
 };
@@ -47,6 +48,8 @@ pub enum Step {
     Dir,
     /// The capsule's volumes, made and mounted.
     Volumes,
+    /// The capsule's writable layer, made and mounted.
+    Layer,
     /// Images present, each container's rootfs prepared.
     Rootfs,
     /// The capsule's network namespace, address and published ports.
@@ -66,6 +69,7 @@ impl Step {
             Step::Ports => "ports",
             Step::Dir => "dir",
             Step::Volumes => "volumes",
+            Step::Layer => "layer",
             Step::Rootfs => "rootfs",
             Step::Network => "network",
             Step::Plan => "plan",
@@ -81,7 +85,7 @@ impl Step {
 pub const CREATE: &[&[Step]] = &[
     &[Step::Ports],
     &[Step::Dir],
-    &[Step::Volumes],
+    &[Step::Volumes, Step::Layer],
     &[Step::Rootfs, Step::Network],
     &[Step::Plan],
     &[Step::Shim, Step::Firewall],
@@ -89,11 +93,13 @@ pub const CREATE: &[&[Step]] = &[
 
 /// A delete: every undo. The processes stop while the network goes and the capsule's rules go
 /// (none needs the others: an address without rules takes no new connections); the volumes
-/// once no process uses them; then the root filesystems; the directory last.
+/// once no process uses them; then the root filesystems; then the writable layer they wrote
+/// to; the directory last.
 pub const TEARDOWN: &[&[Step]] = &[
     &[Step::Shim, Step::Network, Step::Firewall],
     &[Step::Volumes],
     &[Step::Rootfs],
+    &[Step::Layer],
     &[Step::Dir],
 ];
 
@@ -146,6 +152,15 @@ impl<'a> Unmake<'a> {
                     return Vec::new();
                 }
                 self.release_volumes().await
+            }
+            Step::Layer => {
+                if self.processes_may_run.load(Ordering::SeqCst) {
+                    return Vec::new();
+                }
+                match rt.layers.remove(self.id).await {
+                    Ok(()) => Vec::new(),
+                    Err(e) => vec![UndoError::Layer(e)],
+                }
             }
             Step::Rootfs => self.release_rootfs().await,
             Step::Network => {
@@ -261,6 +276,8 @@ pub(super) struct Make<'a> {
     pub(super) unmake: Unmake<'a>,
     ports: Vec<PortMapping>,
     points: OnceLock<HashMap<String, PathBuf>>,
+    /// The writable layer's mount point (none when the host bounds no layer).
+    layer: OnceLock<PathBuf>,
     plans: OnceLock<Vec<(ContainerPlan, bool)>>,
     pub(super) attachment: OnceLock<Attachment>,
     pub(super) status: OnceLock<Status>,
@@ -275,6 +292,7 @@ impl<'a> Make<'a> {
             unmake: Unmake::new(rt, spec.uuid),
             ports: port_mappings(spec.template.all_containers()),
             points: OnceLock::new(),
+            layer: OnceLock::new(),
             plans: OnceLock::new(),
             attachment: OnceLock::new(),
             status: OnceLock::new(),
@@ -304,6 +322,15 @@ impl<'a> Make<'a> {
             Step::Volumes => {
                 let points = self.cleaning(Step::Volumes, self.attach_volumes()).await?;
                 let _ = self.points.set(points);
+            }
+            Step::Layer => {
+                let bytes = rt.bounds.layer_bytes;
+                if bytes > 0 {
+                    let made = rt.layers.create(spec.uuid, bytes);
+                    let made = async { made.await.map_err(StepError::Layer) };
+                    let point = self.cleaning(Step::Layer, made).await?;
+                    let _ = self.layer.set(point);
+                }
             }
             Step::Rootfs => {
                 let plans = self.cleaning(Step::Rootfs, self.root_filesystems()).await?;
@@ -400,8 +427,14 @@ impl<'a> Make<'a> {
             let image = &images[&c.image];
             let name = shim_name(r.uuid);
             let rootfs = self.dir().join(ROOTFS_DIR).join(&name);
+            let writable = self.layer.get().map(|l| l.join(&name));
             images_of
-                .prepare_rootfs(&snapshot_key(spec.uuid, &name), image, &rootfs)
+                .prepare_rootfs(
+                    &snapshot_key(spec.uuid, &name),
+                    image,
+                    &rootfs,
+                    writable.as_deref(),
+                )
                 .await?;
             plans.push(container_plan(c, &name, r.uuid, image, rootfs, r.is_init)?);
         }
@@ -434,12 +467,13 @@ impl<'a> Make<'a> {
             uuid: spec.uuid,
             hostname: hostname(spec),
             netns: self.attachment.get().map(|a| a.netns.clone()),
-            cgroup_parent: format!("/capsule/{}", spec.uuid),
+            cgroup_parent: format!("{CAPSULES_CGROUP}/{}", spec.uuid),
             sandbox_rootfs: self.rt.shims.sandbox_rootfs().to_owned(),
             restart_policy: shim_restart_policy(t.restart_policy),
             max_retries: 0,
             init_containers: init.into_iter().map(|(p, _)| p).collect(),
             containers: app.into_iter().map(|(p, _)| p).collect(),
+            limits: self.rt.bounds.shim,
         };
         let bytes = serde_json::to_vec_pretty(&plan).unwrap_or_default();
         std::fs::write(self.dir().join(crate::shim::PLAN_FILE), bytes).map_err(|source| {

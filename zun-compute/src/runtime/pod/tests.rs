@@ -17,6 +17,7 @@ use super::*;
 use crate::config::PodConfig;
 use crate::firewall::fake::FakeFirewall;
 use crate::image::fake::FakeImages;
+use crate::layer::fake::FakeLayers;
 use crate::network::fake::FakeNetwork;
 use crate::recorder::Recorder;
 use crate::shim::fake::FakeShims;
@@ -29,6 +30,7 @@ struct World {
     firewall: Arc<FakeFirewall>,
     volumes: Arc<FakeVolumes>,
     network: Arc<FakeNetwork>,
+    layers: Arc<FakeLayers>,
 }
 
 impl Drop for World {
@@ -44,6 +46,7 @@ fn world() -> World {
     let network = Arc::new(FakeNetwork::new(calls.clone()));
     let firewall = Arc::new(FakeFirewall::new(calls.clone()));
     let volumes = Arc::new(FakeVolumes::new(calls.clone(), &dir.join("volumes")));
+    let layers = Arc::new(FakeLayers::new(calls.clone(), &dir.join("layers")));
     let sg = SecurityGroups::new(
         firewall.clone(),
         &dir.join("firewall.json"),
@@ -55,6 +58,7 @@ fn world() -> World {
         shims: Arc::new(FakeShims::new(calls.clone())),
         volumes: volumes.clone(),
         firewall: Arc::new(sg),
+        layers: layers.clone(),
     };
     World {
         calls,
@@ -63,6 +67,7 @@ fn world() -> World {
         firewall,
         volumes,
         network,
+        layers,
     }
 }
 
@@ -95,6 +100,7 @@ impl World {
             "a lease is left"
         );
         assert!(self.volumes.list().unwrap().is_empty(), "a volume is left");
+        assert!(self.layers.list().is_empty(), "a writable layer is left");
         if let Some((_, local)) = self.firewall.in_force() {
             assert!(!local.contains_key(&id), "the capsule still has rules");
         }
@@ -159,6 +165,7 @@ const MADE: &[&str] = &[
     "network.check_ports",
     "volume.create",
     "volume.attach",
+    "layer.create",
     "image.ensure",
     "image.prepare_rootfs",
     "network.setup",
@@ -171,20 +178,35 @@ const MADE: &[&str] = &[
 fn made_until(step: Step) -> &'static [&'static str] {
     match step {
         Step::Ports | Step::Dir => &MADE[..1],
-        Step::Volumes => &["network.check_ports", "volume.create", "volume.delete"],
+        // Its row partner, the layer, is made all the same.
+        Step::Volumes => &[
+            "network.check_ports",
+            "volume.create",
+            "volume.delete",
+            "layer.create",
+        ],
+        Step::Layer => &[
+            "network.check_ports",
+            "volume.create",
+            "volume.attach",
+            "layer.create",
+            "layer.remove",
+        ],
         // Its row partner, the network, is set up all the same.
         Step::Rootfs => &[
             "network.check_ports",
             "volume.create",
             "volume.attach",
+            "layer.create",
             "image.ensure",
             "network.setup",
         ],
-        Step::Network | Step::Plan => &MADE[..6],
+        Step::Network | Step::Plan => &MADE[..7],
         Step::Shim => &[
             "network.check_ports",
             "volume.create",
             "volume.attach",
+            "layer.create",
             "image.ensure",
             "image.prepare_rootfs",
             "network.setup",
@@ -201,6 +223,7 @@ fn undo_calls(step: Step) -> &'static [&'static str] {
     match step {
         Step::Ports | Step::Dir | Step::Plan => &[],
         Step::Volumes => &["volume.delete"],
+        Step::Layer => &["layer.remove"],
         Step::Rootfs => &["image.release_rootfs"],
         // The address's rules go with it.
         Step::Network => &["network.teardown", "firewall.apply"],
@@ -225,6 +248,7 @@ async fn a_create_failing_at_each_step_undoes_exactly_the_steps_before_it_in_rev
                 std::fs::write(&dir, b"not a directory").unwrap();
             }
             Step::Volumes => w.calls.fail("volume.create"),
+            Step::Layer => w.calls.fail("layer.create"),
             Step::Rootfs => w.calls.fail("image.ensure"),
             Step::Network => w.calls.fail("network.setup"),
             Step::Plan => std::fs::create_dir_all(dir.join("plan.json")).unwrap(),
@@ -303,6 +327,15 @@ async fn a_create_that_succeeds_is_deleted_whole_and_a_delete_again_is_fine() {
         plan.netns.as_deref(),
         Some(std::path::Path::new(&format!("/run/netns/fake-{}", s.uuid)))
     );
+    // Every capsule is bounded, and its containers write to its layer.
+    assert_eq!(plan.limits, Bounds::default().shim);
+    assert_eq!(plan.limits.pids_max, Some(2048));
+    assert!(!plan.containers[0].net_raw);
+    let writable = w.dir.join("layers").join(s.uuid.to_string());
+    assert!(
+        writable.join(&plan.containers[0].name).is_dir(),
+        "the rootfs was prepared on the layer"
+    );
 
     w.calls.clear();
     rt.delete(s.uuid).await.expect("delete");
@@ -315,6 +348,7 @@ async fn a_create_that_succeeds_is_deleted_whole_and_a_delete_again_is_fine() {
             "firewall.apply",
             "volume.delete",
             "image.release_rootfs",
+            "layer.remove",
         ]
     );
     w.assert_clean(s.uuid);
@@ -398,5 +432,26 @@ async fn a_failed_step_gives_its_own_words_as_the_reason() {
         reason.ends_with("injected failure of volume.attach"),
         "{reason}"
     );
+    w.assert_clean(s.uuid);
+}
+
+#[tokio::test]
+async fn without_a_layer_bound_no_layer_is_made_and_net_raw_reaches_the_plan() {
+    let w = world();
+    let rt = w.runtime().with_bounds(Bounds {
+        layer_bytes: 0,
+        ..Bounds::default()
+    });
+    let mut s = spec();
+    s.template.containers[0].security_context = Some(capsule_types::template::SecurityContext {
+        capabilities: capsule_types::template::Capabilities {
+            add: vec![capsule_types::template::Capability::NetRaw],
+        },
+    });
+    rt.create(&s).await.expect("create");
+    assert!(!w.effects().contains(&"layer.create"), "{:?}", w.effects());
+    let plan = crate::shim::Plan::load(&CapsuleDirs::new(&w.dir).dir(s.uuid)).unwrap();
+    assert!(plan.containers[0].net_raw);
+    rt.delete(s.uuid).await.expect("delete");
     w.assert_clean(s.uuid);
 }
