@@ -74,6 +74,7 @@ async fn heartbeat(db: &db::Database, host: &str) {
         capsules: vec![],
         seq: 0,
         firewall_epoch: None,
+        firewall_incarnation: None,
         stream_address: None,
     };
     db.record_heartbeat(&hb).await.unwrap();
