@@ -20,6 +20,10 @@ cargo fmt --all -- --check
 echo "==> cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cargo test" >&2
+# Tests that measure something (the hostile workloads' witness) append their figures here.
+CAPSULE_TEST_FIGURES=$(mktemp /tmp/capsule-test-figures.XXXXXX)
+export CAPSULE_TEST_FIGURES
+trap 'rm -f "$CAPSULE_TEST_FIGURES"' EXIT
 status=0
 cargo test --workspace --locked --no-fail-fast "$@" || status=$?
 # The API's integration suite ran on SQLite above; the whole of it again on PostgreSQL (a
@@ -27,5 +31,9 @@ cargo test --workspace --locked --no-fail-fast "$@" || status=$?
 if [ $# -eq 0 ]; then
     echo "==> cargo test -p zun-api --test api, on PostgreSQL" >&2
     ZUN_TEST_API_DB=postgres cargo test --locked -p zun-api --test api || status=$?
+fi
+if [ -s "$CAPSULE_TEST_FIGURES" ]; then
+    echo "==> figures the tests measured" >&2
+    cat "$CAPSULE_TEST_FIGURES" >&2
 fi
 exit "$status"

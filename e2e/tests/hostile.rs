@@ -112,7 +112,7 @@ async fn offenders_are_contained_and_the_witness_keeps_answering() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let idle = latency(&url, 21).await;
-    eprintln!("witness idle: median {idle:?}");
+    test_support::figures::show("e2e hostile", &format!("witness idle: median {idle:?}"));
     let bound = (idle * 2).max(Duration::from_millis(5));
 
     let offenders = [
@@ -158,7 +158,10 @@ async fn offenders_are_contained_and_the_witness_keeps_answering() {
         // Let it do its worst while the witness is measured.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let under = latency(&url, 21).await;
-        eprintln!("witness under {what}: median {under:?} (idle {idle:?})");
+        test_support::figures::show(
+            "e2e hostile",
+            &format!("witness under {what}: median {under:?} (idle {idle:?})"),
+        );
         let dir = host.capsule_dir(&uuid);
         match what {
             "forkbomb" => {

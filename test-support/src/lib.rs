@@ -9,6 +9,7 @@
 pub mod broker;
 pub mod cmd;
 pub mod env;
+pub mod figures;
 pub mod host;
 pub mod tempdir;
 pub mod wait;
