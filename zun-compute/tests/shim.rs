@@ -142,6 +142,7 @@ impl Capsule {
             memory_bytes: None,
             cpu_millis: None,
             mounts: vec![],
+            stop_signal: None,
         }
     }
 

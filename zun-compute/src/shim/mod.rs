@@ -15,10 +15,12 @@
 //! log), `bundles/<container>/config.json` (the OCI specs it built) and `etc/` (the
 //! `hostname`, `hosts` and `resolv.conf` it bind-mounts read-only into every container).
 
+mod actions;
 mod cgroup;
 mod client;
 pub mod daemon;
 mod driver;
+mod exec;
 pub mod fake;
 mod lifecycle;
 mod log;
@@ -34,7 +36,10 @@ mod status;
 pub use client::{is_alive, shutdown, spawn, status, watch};
 pub use driver::{ShimDriver, Shims};
 pub use plan::{ContainerPlan, MountPlan, Plan, PlanError, RestartPolicy};
-pub use protocol::{ErrorReply, Request, ShutdownReply};
+pub use protocol::{
+    ActReply, ActResult, Action, ErrorReply, EventsReply, ExecExit, ExecReply, Request, ShimEvent,
+    ShutdownReply,
+};
 pub use rootfs::{ensure_sandbox_rootfs, PAUSE};
 pub use status::{ContainerState, ContainerStatus, Phase, Status};
 

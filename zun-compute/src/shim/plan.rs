@@ -90,6 +90,9 @@ pub struct ContainerPlan {
     /// Bind mounts (volumes, shared `emptyDir`s).
     #[serde(default)]
     pub mounts: Vec<MountPlan>,
+    /// The signal that asks it to stop (its image's `STOPSIGNAL`); `None`: SIGTERM.
+    #[serde(default)]
+    pub stop_signal: Option<i32>,
 }
 
 /// A bind mount into a container.
@@ -288,6 +291,7 @@ mod tests {
             memory_bytes: None,
             cpu_millis: None,
             mounts: vec![],
+            stop_signal: None,
         }
     }
 

@@ -563,6 +563,7 @@ mod tests {
                     destination: "/data".into(),
                     read_only: true,
                 }],
+                stop_signal: None,
             }],
         }
     }

@@ -120,6 +120,11 @@ pub(super) fn container_plan(
             memory_bytes: c.memory_mib.map(|m| m * 1024 * 1024),
             cpu_millis: c.cpu.map(|cpu| (cpu * 1000.0).round() as u64),
             mounts: Vec::new(),
+            stop_signal: image
+                .config
+                .stop_signal
+                .as_deref()
+                .and_then(crate::image::signal_number),
         },
         is_init,
     ))
