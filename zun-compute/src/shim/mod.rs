@@ -16,11 +16,12 @@
 //! `hostname`, `hosts` and `resolv.conf` it bind-mounts read-only into every container).
 
 mod actions;
-mod cgroup;
+pub(crate) mod cgroup;
 mod client;
 pub mod daemon;
 mod driver;
 mod exec;
+mod exec_client;
 pub mod fake;
 mod lifecycle;
 mod log;
@@ -33,8 +34,9 @@ mod spec;
 mod state;
 mod status;
 
-pub use client::{is_alive, shutdown, spawn, status, watch};
+pub use client::{act, events, is_alive, shutdown, spawn, status, watch};
 pub use driver::{ShimDriver, Shims};
+pub use exec_client::{exec, resize_terminal, ExecIo, ExecRequest, ExecStart, ExecWait, FdStream};
 pub use plan::{ContainerPlan, MountPlan, Plan, PlanError, RestartPolicy};
 pub use protocol::{
     ActReply, ActResult, Action, ErrorReply, EventsReply, ExecExit, ExecReply, Request, ShimEvent,
