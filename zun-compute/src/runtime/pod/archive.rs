@@ -225,6 +225,7 @@ fn add(
 }
 
 /// One checked entry of an archive to extract.
+#[derive(Debug)]
 enum Item {
     Dir {
         mode: u32,

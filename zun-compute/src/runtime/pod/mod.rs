@@ -45,7 +45,7 @@ use crate::network::NetworkDriver;
 use crate::shim::{Phase, ShimDriver, Status};
 use crate::volume::VolumeDriver;
 use layout::NETWORK_FILE;
-use plan::shim_name;
+pub use plan::shim_name;
 use state::capsule_state;
 use steps::{Make, Unmake};
 

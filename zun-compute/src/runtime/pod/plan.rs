@@ -14,7 +14,7 @@ use crate::shim::{self, ContainerPlan};
 
 /// A container's name for the shim (and its rootfs, snapshot and log file): a DNS label made
 /// from its uuid, whatever name the user gave it.
-pub(super) fn shim_name(container: Uuid) -> String {
+pub fn shim_name(container: Uuid) -> String {
     format!("c{}", container.simple())
 }
 
