@@ -196,7 +196,15 @@ impl Manager {
                     .collect()
             }
         };
-        // The state first, then what the action did, then what the runtime did meanwhile.
+        // The state first (even unchanged: a redelivered action tells the conductor the state
+        // it ended in, as the first delivery did), then what the action did, then what the
+        // runtime did meanwhile.
+        if let Some(mut rec) = self.store.get(capsule)? {
+            if !rec.unreported {
+                rec.unreported = true;
+                self.store.put(&rec)?;
+            }
+        }
         self.refresh_locked(capsule).await?;
         for o in outcomes {
             let names = |e: String| {

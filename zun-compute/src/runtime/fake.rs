@@ -268,8 +268,7 @@ impl RuntimeDriver for FakeRuntime {
         self.journal("exec", container.uuid)?;
         // A pretend process: without input it prints its command line; with input it echoes
         // what it reads until its input closes. It exits 0.
-        let (mine, theirs) = tokio::io::duplex(64 * 1024);
-        let (out_r, mut out_w) = tokio::io::split(mine);
+        let (out_r, mut out_w) = tokio::io::duplex(64 * 1024);
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let (input, echo_from) = if stdin {
             let (r, w) = tokio::io::duplex(64 * 1024);
@@ -277,7 +276,6 @@ impl RuntimeDriver for FakeRuntime {
         } else {
             (None, None)
         };
-        drop(theirs);
         tokio::spawn(async move {
             use tokio::io::AsyncWriteExt;
             match echo_from {
