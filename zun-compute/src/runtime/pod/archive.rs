@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use base64::Engine;
@@ -46,9 +46,16 @@ fn root(target: &Target) -> Result<Root, ContainerReply> {
                 message: "The container has no root filesystem.".into(),
             })?,
     };
-    Root::open(&path).map_err(|e| ContainerReply::Unavailable {
-        message: format!("Cannot open the container's root: {e}"),
-    })
+    // `/proc/<pid>/root` is a magic link, which `Root::open` (O_NOFOLLOW) refuses: it is
+    // followed here, once, on the host's own path; everything below it is resolved in it.
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(&path)
+        .map_err(|e| ContainerReply::Unavailable {
+            message: format!("Cannot open the container's root: {e}"),
+        })?;
+    Ok(Root::from_fd(std::os::fd::OwnedFd::from(dir)))
 }
 
 /// A path inside the container: absolute, without NUL.
