@@ -11,7 +11,9 @@ mod ops_support;
 
 use std::time::{Duration, Instant};
 
-use capsule_types::rpc::{ContainerAction, ContainerCall, ContainerReply};
+use capsule_types::rpc::{
+    ConductorEvent, ContainerAction, ContainerCall, ContainerEventKind, ContainerReply,
+};
 use capsule_types::CapsuleStatus;
 use futures_util::{SinkExt, StreamExt};
 use ops_support::{b64, host_processes, spec, tar_of, untar, Host, ARCHIVE_MAX};
@@ -465,5 +467,62 @@ async fn an_interactive_exec_whose_client_goes_leaves_nothing() {
     // The container itself runs on, and its session is gone.
     assert_eq!(h.status(&s, 0).await, CapsuleStatus::Running);
     assert!(h.manager.streams().unwrap().is_empty());
+    h.delete_and_check(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_containers_do_by_themselves_is_reported_once_across_agent_restarts() {
+    let mut h = Host::start().await;
+    // Exits 3 once; restarted by the policy, it runs on.
+    let s = spec(
+        &[(
+            "once",
+            "if [ -e /tmp/once ]; then exec sleep 3600; fi; touch /tmp/once; sleep 0.5; exit 3",
+        )],
+        None,
+    );
+    h.create(&s).await;
+    let c = s.containers[0].uuid;
+    let seen = |h: &Host| -> Vec<(ContainerEventKind, Option<i32>)> {
+        h.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                ConductorEvent::ContainerEvent { happened, .. } if happened.container == c => {
+                    assert_eq!(happened.request_id, None, "{happened:?}");
+                    Some((happened.kind, happened.exit_code))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        h.manager.reconcile().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let got = seen(&h);
+        if got.contains(&(ContainerEventKind::Restarted, None)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never restarted: {got:?}");
+    }
+    let got = seen(&h);
+    let count = |k| got.iter().filter(|(kind, _)| *kind == k).count();
+    assert_eq!(count(ContainerEventKind::Exited), 1, "{got:?}");
+    assert!(
+        got.contains(&(ContainerEventKind::Exited, Some(3))),
+        "{got:?}"
+    );
+    assert_eq!(count(ContainerEventKind::Restarted), 1, "{got:?}");
+    assert_eq!(h.status(&s, 0).await, CapsuleStatus::Running);
+
+    // The agent restarts: the state is reported again, the events are not.
+    h.events.lock().unwrap().clear();
+    h.restart_agent().await;
+    h.manager.reconcile().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(seen(&h), vec![], "reported twice");
+    assert_eq!(h.reported(&s, 0), Some(CapsuleStatus::Running));
     h.delete_and_check(&s).await;
 }
