@@ -209,21 +209,43 @@ async fn pause_top_and_stats() {
         other => panic!("{other:?}"),
     }
 
-    // stats: from the container's cgroup (its memory limit) and the capsule's netns.
-    let (_, code) = h
-        .exec(&s, 0, "dd if=/dev/zero of=/tmp/blob bs=1k count=2048 2>/dev/null; ping -c 1 -W 1 10.215.0.1 >/dev/null 2>&1; true")
-        .await;
-    assert_eq!(code, 0);
-    match h.call(&s, 0, ContainerCall::Stats).await {
-        ContainerReply::Stats { stats } => {
-            assert_eq!(stats.memory_limit_bytes, 64 << 20, "{stats:?}");
-            assert!(stats.memory_usage_bytes > 0, "{stats:?}");
-            assert!(stats.memory_usage_bytes < 64 << 20, "{stats:?}");
-            assert!(stats.cpu_percent >= 0.0, "{stats:?}");
-            assert!(stats.network_tx_bytes > 0, "{stats:?}");
+    // stats: from the container's cgroup (its memory limit, its CPU) and the capsule's netns.
+    let stats = || async {
+        match h.call(&s, 0, ContainerCall::Stats).await {
+            ContainerReply::Stats { stats } => stats,
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
-    }
+    };
+    let idle = stats().await;
+    assert_eq!(idle.memory_limit_bytes, 64 << 20, "{idle:?}");
+    assert!(idle.memory_usage_bytes > 0, "{idle:?}");
+    assert!(idle.memory_usage_bytes < 64 << 20, "{idle:?}");
+    // Traffic out of the capsule's interface: a connection to its gateway.
+    let (out, code) = h
+        .exec(
+            &s,
+            0,
+            "gw=$(ip route | awk '/default/ {print $3}'); test -n \"$gw\" || exit 9; \
+             wget -q -T 2 -O /dev/null http://$gw:1/; true",
+        )
+        .await;
+    assert_eq!(code, 0, "{out}");
+    // CPU: a busy exec (in a cgroup below the container's) while stats samples.
+    let busy = h.exec(
+        &s,
+        0,
+        "end=$(($(date +%s)+2)); while [ $(date +%s) -lt $end ]; do :; done",
+    );
+    let sampled = async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        stats().await
+    };
+    let (_, busy_stats) = tokio::join!(busy, sampled);
+    assert!(busy_stats.cpu_percent > 20.0, "{busy_stats:?}");
+    assert!(
+        busy_stats.network_tx_bytes > idle.network_tx_bytes,
+        "{idle:?} then {busy_stats:?}"
+    );
     h.delete_and_check(&s).await;
 }
 
