@@ -31,18 +31,42 @@ pub struct Agent {
     bus: Bus,
     config: Config,
     host: String,
+    stream_listener: Option<std::net::TcpListener>,
 }
 
 impl Agent {
-    /// An agent for `config`'s host.
+    /// An agent for `config`'s host, with its stream listener bound (`[stream] listen`; a
+    /// listener that cannot be bound is logged and the host goes without interactive exec).
     pub fn new(manager: Manager, bus: Bus, config: Config) -> Self {
         let host = config.host();
+        let manager = manager.with_exec_limits(crate::manager::ExecLimits {
+            timeout: Duration::from_secs(config.pod.exec_timeout_seconds.max(1)),
+            output_max: config.pod.exec_output_max_bytes,
+        });
+        let stream_listener = match crate::stream::bind(&config.stream, manager.runtime().clone()) {
+            Ok(Some((listener, streams))) => {
+                tracing::info!(address = streams.address(), "stream listener bound");
+                manager.set_streams(streams);
+                Some(listener)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(listen = %config.stream.listen, "cannot bind the stream listener: {e}; no interactive exec on this host");
+                None
+            }
+        };
         Self {
             manager: Arc::new(manager),
             bus,
             config,
             host,
+            stream_listener,
         }
+    }
+
+    /// Where the stream listener accepts connections, as heartbeats report it.
+    pub fn stream_address(&self) -> Option<String> {
+        self.manager.stream_address()
     }
 
     /// The manager (tests inspect it).
@@ -51,8 +75,17 @@ impl Agent {
     }
 
     /// Runs until `stop` turns true.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let host = self.host.clone();
+        let streams = self.manager.streams();
+        if let (Some(listener), Some(streams)) = (self.stream_listener.take(), streams) {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                if let Err(e) = crate::stream::serve(listener, streams, stop).await {
+                    tracing::error!("stream listener failed: {e}");
+                }
+            });
+        }
         tracing::info!(%host, queue = %compute_queue(&host), "zun-compute starting");
         // First tell the API how things stand: what happened while we were away.
         self.heartbeat().await;
@@ -72,7 +105,7 @@ impl Agent {
             );
             async move {
                 let method = env.body.method();
-                match manager.handle(env.body).await {
+                match manager.handle(env.body, env.request_id).await {
                     Ok(Outcome::Done) => Disposition::Ack,
                     Ok(Outcome::Reply(_)) if !d.wants_reply => {
                         Disposition::Drop(format!("{method} sent without a reply queue"))
@@ -115,7 +148,7 @@ impl Agent {
                     Ok(capsule) => {
                         if let Err(e) = self.manager.handle(ComputeRequest::SyncCapsules {
                             capsules: vec![capsule],
-                        }).await {
+                        }, None).await {
                             tracing::warn!(%capsule, error = %Chain(&e), "cannot report a change; reconciliation retries");
                         }
                     }
@@ -159,7 +192,7 @@ impl Agent {
             seq,
             firewall_epoch: self.manager.firewall_epoch(),
             firewall_incarnation: self.manager.firewall_incarnation(),
-            stream_address: None,
+            stream_address: self.manager.stream_address(),
         };
         if let Err(e) = self.manager.reporter().heartbeat(hb).await {
             tracing::warn!(error = %Chain(&e), "heartbeat not sent");

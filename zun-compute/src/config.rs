@@ -18,6 +18,8 @@ pub struct Config {
     pub resources: ResourcesConfig,
     /// `[pod]`: the pod driver's shim and timeouts.
     pub pod: PodConfig,
+    /// `[stream]`: the stream listener.
+    pub stream: StreamConfig,
     /// `[image]`: containerd and registries (pod driver).
     pub image: crate::image::ImageConfig,
     /// `[network]`: the host's capsule network (pod driver).
@@ -87,6 +89,12 @@ pub struct PodConfig {
     pub stop_grace_seconds: u64,
     /// Seconds a create may take until every container runs (image pulls included).
     pub start_timeout_seconds: u64,
+    /// Seconds a non-interactive exec may run before it is killed.
+    pub exec_timeout_seconds: u64,
+    /// Bytes of output a non-interactive exec answers; the rest is dropped (with a note).
+    pub exec_output_max_bytes: usize,
+    /// The largest archive copied into or out of a container, bytes.
+    pub archive_max_bytes: u64,
 }
 
 impl Default for PodConfig {
@@ -95,6 +103,31 @@ impl Default for PodConfig {
             shim: None,
             stop_grace_seconds: 10,
             start_timeout_seconds: 300,
+            exec_timeout_seconds: 60,
+            exec_output_max_bytes: 1 << 20,
+            archive_max_bytes: 16 << 20,
+        }
+    }
+}
+
+/// `[stream]`: the host's stream listener (interactive exec).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Where it listens (`127.0.0.1:0`: an ephemeral port on loopback); empty: no listener.
+    pub listen: String,
+    /// The host part heartbeats report (`None`: the listen address's).
+    pub advertise: Option<String>,
+    /// Seconds a grant stays good unused.
+    pub grant_seconds: u64,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:0".into(),
+            advertise: None,
+            grant_seconds: 60,
         }
     }
 }

@@ -6,7 +6,8 @@
 //! volumes, security groups) -> `runtime` (what runs a capsule: the pod orchestrator or the
 //! fake) -> the host parts, each a driver trait with its real implementation and a recording
 //! fake: `image`, `network`, `shim`, `volume`, `layer`, `firewall`. `start` picks them from the
-//! configuration.
+//! configuration. Beside the queue, `stream` is the host's stream listener (interactive exec
+//! over WebSocket).
 
 pub mod agent;
 pub mod chain;
@@ -27,6 +28,7 @@ pub mod runtime;
 pub mod shim;
 pub mod start;
 pub mod store;
+pub mod stream;
 pub mod volume;
 
 pub use agent::Agent;

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use capsule_types::rpc::{
-    CapsuleState, ConductorEvent, Envelope, Heartbeat, VolumeHostState, CONDUCTOR_QUEUE,
+    CapsuleState, ConductorEvent, ContainerEvent, Envelope, Heartbeat, VolumeHostState,
+    CONDUCTOR_QUEUE,
 };
 use rpc::{Bus, RpcError};
 use uuid::Uuid;
@@ -77,6 +78,16 @@ impl Reporter {
             host: self.host.clone(),
             seq: self.seq(),
             capsule,
+        })
+        .await
+    }
+
+    /// Reports something that happened to a container.
+    pub async fn container_event(&self, happened: ContainerEvent) -> Result<(), RpcError> {
+        self.send(ConductorEvent::ContainerEvent {
+            host: self.host.clone(),
+            seq: self.seq(),
+            happened,
         })
         .await
     }

@@ -26,6 +26,10 @@ pub struct Record {
     /// reported as the capsule's state; the delete is finished when the agent starts again.
     #[serde(default)]
     pub deleting: bool,
+    /// The number of the last runtime event of the capsule that was reported (the runtime
+    /// numbers them; the ones after it are still to report).
+    #[serde(default)]
+    pub events_seen: u64,
 }
 
 /// A store failure, naming the file.

@@ -64,6 +64,7 @@ fn spec() -> CapsuleSpec {
             annotations: None,
             availability_zone: None,
             restart_policy: Default::default(),
+            termination_grace_period_seconds: None,
             init_containers: vec![],
             containers: vec![c],
             volumes: vec![],
@@ -109,8 +110,8 @@ fn create(s: &CapsuleSpec) -> ComputeRequest {
 async fn a_redelivered_create_is_reported_not_redone() {
     let h = harness();
     let s = spec();
-    h.manager.handle(create(&s)).await.unwrap();
-    h.manager.handle(create(&s)).await.unwrap();
+    h.manager.handle(create(&s), None).await.unwrap();
+    h.manager.handle(create(&s), None).await.unwrap();
     assert_eq!(h.journal(), vec![format!("create {}", s.uuid)]);
     let ev = h.events(2).await;
     assert_eq!(ev.len(), 2, "both deliveries are answered with the state");
@@ -130,10 +131,10 @@ async fn delete_then_late_create_leaves_nothing() {
     let h = harness();
     let s = spec();
     h.manager
-        .handle(ComputeRequest::DeleteCapsule { capsule: s.uuid })
+        .handle(ComputeRequest::DeleteCapsule { capsule: s.uuid }, None)
         .await
         .unwrap();
-    h.manager.handle(create(&s)).await.unwrap();
+    h.manager.handle(create(&s), None).await.unwrap();
     assert!(h.journal().is_empty(), "nothing was built");
     assert!(h.manager.capsules().unwrap().is_empty());
     let ev = h.events(2).await;
@@ -147,10 +148,10 @@ async fn delete_then_late_create_leaves_nothing() {
 async fn delete_is_idempotent_and_reports_each_time() {
     let h = harness();
     let s = spec();
-    h.manager.handle(create(&s)).await.unwrap();
+    h.manager.handle(create(&s), None).await.unwrap();
     for _ in 0..2 {
         h.manager
-            .handle(ComputeRequest::DeleteCapsule { capsule: s.uuid })
+            .handle(ComputeRequest::DeleteCapsule { capsule: s.uuid }, None)
             .await
             .unwrap();
     }
@@ -187,6 +188,7 @@ async fn an_interrupted_create_is_redone_on_reconcile() {
             settled: false,
             unreported: false,
             deleting: false,
+            events_seen: 0,
         })
         .unwrap();
     h.manager.reconcile().await.unwrap();
@@ -204,7 +206,7 @@ async fn an_interrupted_create_is_redone_on_reconcile() {
 async fn a_delete_interrupted_by_a_restart_is_finished_not_reported_as_broken() {
     let h = harness();
     let s = spec();
-    h.manager.handle(create(&s)).await.unwrap();
+    h.manager.handle(create(&s), None).await.unwrap();
     // What an agent killed half way through a delete leaves: the record marked deleting, the
     // capsule half torn down (here: its containers already gone).
     let store = Store::open(&h.dir).unwrap();
@@ -229,7 +231,7 @@ async fn a_delete_interrupted_by_a_restart_is_finished_not_reported_as_broken() 
     assert!(store.get(s.uuid).unwrap().is_none(), "forgotten");
     // The delete's redelivery then finds nothing and reports it deleted again.
     h.manager
-        .handle(ComputeRequest::DeleteCapsule { capsule: s.uuid })
+        .handle(ComputeRequest::DeleteCapsule { capsule: s.uuid }, None)
         .await
         .unwrap();
     let ev = h.events(3).await;
@@ -243,7 +245,7 @@ async fn a_delete_interrupted_by_a_restart_is_finished_not_reported_as_broken() 
 async fn a_capsule_gone_from_the_runtime_is_reported_as_error() {
     let h = harness();
     let s = spec();
-    h.manager.handle(create(&s)).await.unwrap();
+    h.manager.handle(create(&s), None).await.unwrap();
     // Its containers vanish behind the agent's back.
     FakeRuntime::new(&h.dir.join("runtime"), Duration::ZERO)
         .unwrap()
@@ -265,16 +267,19 @@ async fn volume_requests_are_done_once_and_answered_each_time() {
     let v = uuid::Uuid::new_v4();
     for _ in 0..2 {
         h.manager
-            .handle(ComputeRequest::CreateVolume {
-                volume: v,
-                size_gib: 1,
-            })
+            .handle(
+                ComputeRequest::CreateVolume {
+                    volume: v,
+                    size_gib: 1,
+                },
+                None,
+            )
             .await
             .unwrap();
     }
     for _ in 0..2 {
         h.manager
-            .handle(ComputeRequest::DeleteVolume { volume: v })
+            .handle(ComputeRequest::DeleteVolume { volume: v }, None)
             .await
             .unwrap();
     }

@@ -26,6 +26,10 @@ pub struct CapsuleTemplate {
     /// `spec.restartPolicy`, else the deprecated top-level `restartPolicy`, else `Always`.
     #[serde(default)]
     pub restart_policy: RestartPolicy,
+    /// `spec.terminationGracePeriodSeconds` (0..=3600): how long a stopped container gets
+    /// between its stop signal and SIGKILL; `None`: the host's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period_seconds: Option<u64>,
     /// `spec.initContainers`, run one at a time, in order, before the application containers.
     #[serde(default)]
     pub init_containers: Vec<ContainerSpec>,
@@ -355,6 +359,7 @@ mod tests {
             annotations: None,
             availability_zone: None,
             restart_policy: RestartPolicy::Always,
+            termination_grace_period_seconds: None,
             init_containers: init,
             containers: app,
             volumes: Vec::new(),

@@ -257,6 +257,18 @@ pub(crate) fn port(v: &Value, path: &str, sink: &mut Sink) -> Option<u16> {
     }
 }
 
+/// `spec.terminationGracePeriodSeconds`: seconds 0..=3600, as an integer or a string of digits.
+pub(crate) fn grace_seconds(v: &Value, path: &str, sink: &mut Sink) -> Option<u64> {
+    match integer_or_digits(v, "an integer", path, sink) {
+        Ok(Some(n)) if n <= 3600 => Some(n),
+        Ok(_) | Err(Negative::Value) => {
+            sink.add(path, "must be 0..3600 (seconds)");
+            None
+        }
+        Err(Negative::Reported) => None,
+    }
+}
+
 /// `resources.requests.cpu`: a number or a numeric string (`^[0-9]*(\.[0-9]+)?$`, non-empty),
 /// within the limits.
 pub(crate) fn cpu(v: &Value, limits: &Limits, path: &str, sink: &mut Sink) -> Option<f64> {

@@ -9,8 +9,9 @@ use super::model::{
     VolumeSpec,
 };
 use super::scalars::{
-    array, bool_ish, check_count, check_free_text, check_text, name, object, object_or_null,
-    required, size_gib, string, text, type_name, unexpected, wrong_type, MAX_NAME_LEN,
+    array, bool_ish, check_count, check_free_text, check_text, grace_seconds, name, object,
+    object_or_null, required, size_gib, string, text, type_name, unexpected, wrong_type,
+    MAX_NAME_LEN,
 };
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -138,6 +139,7 @@ fn empty_template() -> CapsuleTemplate {
         annotations: None,
         availability_zone: None,
         restart_policy: RestartPolicy::Always,
+        termination_grace_period_seconds: None,
         init_containers: Vec::new(),
         containers: Vec::new(),
         volumes: Vec::new(),
@@ -298,6 +300,10 @@ fn spec(
             "initContainers" => t.init_containers = containers(val, &p, |_| Role::Init, ctx),
             "volumes" => volumes = self::volumes(val, &p, ctx),
             "restartPolicy" => *policy = restart_policy(val, &p, ctx),
+            "terminationGracePeriodSeconds" if val.is_null() => {}
+            "terminationGracePeriodSeconds" => {
+                t.termination_grace_period_seconds = grace_seconds(val, &p, &mut ctx.sink)
+            }
             "securityGroups" if val.is_null() => {}
             "securityGroups" => t.security_groups = security_groups(val, &p, ctx),
             _ => {}

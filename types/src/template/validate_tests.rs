@@ -744,3 +744,22 @@ fn custom_limits_apply() {
         ]
     );
 }
+
+#[test]
+fn termination_grace_period_is_seconds_up_to_an_hour() {
+    let mut t = minimal();
+    assert_eq!(ok(t.clone()).termination_grace_period_seconds, None);
+    t["spec"]["terminationGracePeriodSeconds"] = json!(30);
+    assert_eq!(ok(t.clone()).termination_grace_period_seconds, Some(30));
+    t["spec"]["terminationGracePeriodSeconds"] = json!("0");
+    assert_eq!(ok(t.clone()).termination_grace_period_seconds, Some(0));
+    for bad in [json!(3601), json!(-1)] {
+        t["spec"]["terminationGracePeriodSeconds"] = bad;
+        one_err(
+            t.clone(),
+            "spec.terminationGracePeriodSeconds: must be 0..3600 (seconds)",
+        );
+    }
+    t["spec"]["terminationGracePeriodSeconds"] = json!(true);
+    assert_eq!(errs(t).len(), 1);
+}

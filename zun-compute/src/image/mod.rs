@@ -32,7 +32,7 @@ use tracing::Instrument;
 pub use driver::ImageDriver;
 pub use error::{AttemptFailure, ImageError, PullAttempt};
 pub use reference::{normalize, ImageRef};
-pub use types::{Image, ImageConfig, PullPolicy, RunConfig};
+pub use types::{signal_number, Image, ImageConfig, PullPolicy, RunConfig};
 
 use ctd::Ctd;
 use oci::{ConfigFile, Descriptor, Kind, Manifest};

@@ -230,6 +230,9 @@ pub struct ContainerConfig {
     /// `ExposedPorts`.
     #[serde(default)]
     pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+    /// `StopSignal` (`SIGQUIT`, `QUIT`, `3`...).
+    #[serde(default)]
+    pub stop_signal: Option<String>,
 }
 
 /// `rootfs` of an image config.
@@ -254,6 +257,7 @@ impl ConfigFile {
                 .exposed_ports
                 .map(|p| p.into_keys().collect())
                 .unwrap_or_default(),
+            stop_signal: c.stop_signal.filter(|s| !s.is_empty()),
             image: name.to_owned(),
         }
     }

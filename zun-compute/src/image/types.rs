@@ -128,8 +128,34 @@ pub struct RunConfig {
     pub user: Option<String>,
     /// `ExposedPorts`, e.g. `80/tcp`, sorted.
     pub exposed_ports: Vec<String>,
+    /// `StopSignal`, if set (`SIGQUIT` for nginx): see [`signal_number`].
+    pub stop_signal: Option<String>,
     /// The normalized name of the image this comes from (named by errors).
     pub image: String,
+}
+
+/// The number of signal `name` as an image's `StopSignal` names it (`SIGQUIT`, `QUIT`, `3`;
+/// `SIGRTMIN+3`); `None` for what is no signal.
+pub fn signal_number(name: &str) -> Option<i32> {
+    let name = name.trim();
+    if let Ok(n) = name.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let upper = name.to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    if let Some(rest) = bare.strip_prefix("RTMIN") {
+        let base = libc::SIGRTMIN();
+        let n = match rest.strip_prefix('+') {
+            Some(k) => base + k.parse::<i32>().ok()?,
+            None if rest.is_empty() => base,
+            None => return None,
+        };
+        return (n <= libc::SIGRTMAX()).then_some(n);
+    }
+    format!("SIG{bare}")
+        .parse::<nix::sys::signal::Signal>()
+        .ok()
+        .map(|s| s as i32)
 }
 
 impl RunConfig {
@@ -204,6 +230,16 @@ mod tests {
             c.process_args(None, Some(&[])).unwrap(),
             v(&["/docker-entrypoint.sh"])
         );
+    }
+
+    #[test]
+    fn stop_signals_by_name_or_number() {
+        assert_eq!(signal_number("SIGQUIT"), Some(libc::SIGQUIT));
+        assert_eq!(signal_number("quit"), Some(libc::SIGQUIT));
+        assert_eq!(signal_number("9"), Some(9));
+        assert_eq!(signal_number("SIGRTMIN+3"), Some(libc::SIGRTMIN() + 3));
+        assert_eq!(signal_number("SIGNOPE"), None);
+        assert_eq!(signal_number("0"), None);
     }
 
     #[test]

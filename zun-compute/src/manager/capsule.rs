@@ -114,6 +114,7 @@ impl Manager {
             settled: false,
             unreported: false,
             deleting: false,
+            events_seen: 0,
         })?;
         let state = match self
             .runtime
@@ -140,9 +141,12 @@ impl Manager {
             settled: true,
             unreported: true,
             deleting: false,
+            events_seen: 0,
         };
         self.store.put(&rec)?;
-        self.report(rec).await
+        self.report(rec).await?;
+        // Created, started (or what went wrong since).
+        self.report_runtime_events(id).await
     }
 
     /// Reports `rec`'s state; if the broker cannot take it now, the reconcile loop will.
@@ -219,6 +223,11 @@ impl Manager {
         let id = rec.spec.uuid;
         let lock = self.lock(id);
         let _g = lock.lock().await;
+        self.refresh_locked(id).await
+    }
+
+    /// [`Manager::refresh`] for a caller that holds the capsule's lock.
+    pub(super) async fn refresh_locked(&self, id: Uuid) -> Result<(), ManagerError> {
         // Re-read under the lock: a request may have changed it meanwhile.
         let Some(mut rec) = self.store.get(id)? else {
             return Ok(());
@@ -251,6 +260,44 @@ impl Manager {
         }
         if rec.unreported {
             self.report(rec).await?;
+        }
+        self.report_runtime_events(id).await
+    }
+
+    /// Reports what the capsule's containers did by themselves since the last report; the
+    /// runtime numbers its events, the store remembers the last one reported, so nothing is
+    /// reported twice, across restarts too. The caller holds the capsule's lock.
+    pub(super) async fn report_runtime_events(&self, id: Uuid) -> Result<(), ManagerError> {
+        let Some(mut rec) = self.store.get(id)? else {
+            return Ok(());
+        };
+        let events = match self.runtime.events(&rec.spec, rec.events_seen).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::debug!(capsule = %id, error = %Chain(&e), "no runtime events");
+                return Ok(());
+            }
+        };
+        let before = rec.events_seen;
+        for e in events {
+            let happened = capsule_types::rpc::ContainerEvent {
+                capsule: id,
+                container: e.container,
+                kind: e.kind,
+                started_at: e.at,
+                finished_at: e.at,
+                request_id: None,
+                exit_code: e.exit_code,
+                error: None,
+            };
+            if let Err(err) = self.reporter.container_event(happened).await {
+                tracing::warn!(capsule = %id, error = %Chain(&err), "event report deferred");
+                break;
+            }
+            rec.events_seen = rec.events_seen.max(e.seq);
+        }
+        if rec.events_seen != before {
+            self.store.put(&rec)?;
         }
         Ok(())
     }

@@ -9,13 +9,14 @@
 //! idempotent.
 
 mod capsule;
+mod container;
 mod firewall;
 pub mod volume;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 
-use capsule_types::rpc::{ComputeRequest, ContainerReply};
+use capsule_types::rpc::ComputeRequest;
 use rpc::RpcError;
 use serde::Serialize;
 use uuid::Uuid;
@@ -24,6 +25,8 @@ use crate::firewall::SecurityGroups;
 use crate::reporter::Reporter;
 use crate::runtime::RuntimeDriver;
 use crate::store::{Store, StoreError};
+use crate::stream::Streams;
+pub use container::{ExecLimits, EXEC_TIMED_OUT, MAX_EXEC_ARGS, MAX_EXEC_BYTES};
 use volume::Volumes;
 
 /// Why a request must be retried later (nothing about it was lost).
@@ -78,6 +81,8 @@ pub struct Manager {
     store: Store,
     reporter: Reporter,
     locks: StdMutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+    streams: std::sync::OnceLock<Arc<Streams>>,
+    exec_limits: ExecLimits,
 }
 
 impl Manager {
@@ -90,7 +95,35 @@ impl Manager {
             store,
             reporter,
             locks: StdMutex::new(HashMap::new()),
+            streams: std::sync::OnceLock::new(),
+            exec_limits: ExecLimits::default(),
         }
+    }
+
+    /// The same manager with non-interactive execs bounded by `limits`.
+    pub fn with_exec_limits(mut self, limits: ExecLimits) -> Self {
+        self.exec_limits = limits;
+        self
+    }
+
+    /// Gives the manager the host's stream listener (interactive execs); once.
+    pub fn set_streams(&self, streams: Arc<Streams>) {
+        let _ = self.streams.set(streams);
+    }
+
+    /// The stream listener's sessions, if the host has one.
+    pub fn streams(&self) -> Option<Arc<Streams>> {
+        self.streams.get().cloned()
+    }
+
+    /// The stream listener's address, if the host has one (for heartbeats).
+    pub fn stream_address(&self) -> Option<String> {
+        self.streams.get().map(|s| s.address().to_owned())
+    }
+
+    /// The runtime (the stream listener starts execs through it).
+    pub fn runtime(&self) -> &Arc<dyn RuntimeDriver> {
+        &self.runtime
     }
 
     /// The reporter (for heartbeats).
@@ -104,8 +137,13 @@ impl Manager {
         locks.entry(id).or_default().clone()
     }
 
-    /// Carries out one request, cast or call.
-    pub async fn handle(&self, req: ComputeRequest) -> Result<Outcome, ManagerError> {
+    /// Carries out one request, cast or call; `request_id` is its envelope's (the API's
+    /// request, which container events carry back).
+    pub async fn handle(
+        &self,
+        req: ComputeRequest,
+        request_id: Option<String>,
+    ) -> Result<Outcome, ManagerError> {
         match req {
             ComputeRequest::CreateCapsule { capsule } => self.create(*capsule).await?,
             ComputeRequest::DeleteCapsule { capsule } => self.delete(capsule).await?,
@@ -124,16 +162,23 @@ impl Manager {
                     &self.logs(capsule, &container, &query).await,
                 ))
             }
-            // The contract is ahead of this agent: its container operations come next.
             ComputeRequest::ContainerAction {
-                capsule, action, ..
+                capsule,
+                container,
+                action,
             } => {
-                tracing::warn!(%capsule, action = action.zun_name(), "container actions are not supported by this agent yet");
+                self.container_action(capsule, container, action, request_id)
+                    .await?
             }
-            ComputeRequest::ContainerCall { call, .. } => {
-                return Ok(Outcome::reply(&ContainerReply::Unavailable {
-                    message: format!("This compute host cannot {} yet.", call.name()),
-                }))
+            ComputeRequest::ContainerCall {
+                capsule,
+                container,
+                call,
+            } => {
+                let reply = self
+                    .container_call(capsule, container, call, request_id)
+                    .await?;
+                return Ok(Outcome::reply(&reply));
             }
         }
         Ok(Outcome::Done)

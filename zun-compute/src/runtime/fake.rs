@@ -12,12 +12,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use capsule_types::rpc::{
-    CapsuleSpec, CapsuleState, ContainerRef, ContainerState, LogQuery, LogsReply,
+    CapsuleSpec, CapsuleState, ContainerCall, ContainerRef, ContainerReply, ContainerState,
+    ContainerStats, LogQuery, LogsReply,
 };
 use capsule_types::CapsuleStatus;
 use uuid::Uuid;
 
-use super::{RuntimeDriver, RuntimeError};
+use super::{Act, ActOutcome, ExecOutcome, ExecProcess, RuntimeDriver, RuntimeError, RuntimeEvent};
 
 /// Why the fake runtime's files failed.
 #[derive(Debug, thiserror::Error)]
@@ -204,4 +205,154 @@ impl RuntimeDriver for FakeRuntime {
     fn changes(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
         self.changes.subscribe()
     }
+
+    async fn act(
+        &self,
+        spec: &CapsuleSpec,
+        containers: &[ContainerRef],
+        act: Act,
+    ) -> Result<Vec<ActOutcome>, RuntimeError> {
+        let outcomes = self.with_table(|t| {
+            let Some(state) = t.get_mut(&spec.uuid) else {
+                return Ok(containers
+                    .iter()
+                    .map(|c| ActOutcome {
+                        container: c.uuid,
+                        error: Some("the capsule is not on this host".into()),
+                    })
+                    .collect());
+            };
+            let out: Vec<ActOutcome> = containers
+                .iter()
+                .map(|c| {
+                    let error = match state.containers.iter_mut().find(|s| s.uuid == c.uuid) {
+                        Some(s) => fake_act(s, act, &c.name),
+                        None => Some(format!("no container {}", c.name)),
+                    };
+                    ActOutcome {
+                        container: c.uuid,
+                        error,
+                    }
+                })
+                .collect();
+            let apps = || state.containers.iter().filter(|c| c.exit_code.is_none());
+            state.status = if apps().all(|c| c.status == CapsuleStatus::Stopped) {
+                CapsuleStatus::Stopped
+            } else {
+                CapsuleStatus::Running
+            };
+            Ok(out)
+        })?;
+        for o in &outcomes {
+            self.journal(&format!("act {act:?}"), o.container)?;
+        }
+        Ok(outcomes)
+    }
+
+    async fn events(
+        &self,
+        _spec: &CapsuleSpec,
+        _after: u64,
+    ) -> Result<Vec<RuntimeEvent>, RuntimeError> {
+        // Nothing happens here by itself.
+        Ok(Vec::new())
+    }
+
+    async fn exec(
+        &self,
+        spec: &CapsuleSpec,
+        container: &ContainerRef,
+        command: Vec<String>,
+        _tty: bool,
+        stdin: bool,
+    ) -> Result<ExecOutcome, RuntimeError> {
+        let status = self
+            .load()
+            .get(&spec.uuid)
+            .and_then(|s| {
+                s.containers
+                    .iter()
+                    .find(|c| c.uuid == container.uuid)
+                    .cloned()
+            })
+            .map(|c| c.status);
+        if status != Some(CapsuleStatus::Running) {
+            return Ok(ExecOutcome::Conflict(format!(
+                "{} is not running",
+                container.name
+            )));
+        }
+        self.journal("exec", container.uuid)?;
+        // A pretend process: without input it prints its command line; with input it echoes
+        // what it reads until its input closes. It exits 0.
+        let (out_r, mut out_w) = tokio::io::duplex(64 * 1024);
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let (input, echo_from) = if stdin {
+            let (r, w) = tokio::io::duplex(64 * 1024);
+            (Some(Box::pin(w) as _), Some(r))
+        } else {
+            (None, None)
+        };
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            match echo_from {
+                Some(mut r) => {
+                    let _ = tokio::io::copy(&mut r, &mut out_w).await;
+                }
+                None => {
+                    let _ = out_w
+                        .write_all(format!("{}\n", command.join(" ")).as_bytes())
+                        .await;
+                }
+            }
+            let _ = out_w.shutdown().await;
+            drop(out_w);
+            let _ = done_tx.send(0);
+        });
+        Ok(ExecOutcome::Started(ExecProcess {
+            output: Box::pin(out_r),
+            input,
+            terminal: None,
+            exit: Box::pin(async move { done_rx.await.ok() }),
+        }))
+    }
+
+    async fn call(
+        &self,
+        spec: &CapsuleSpec,
+        container: &ContainerRef,
+        call: &ContainerCall,
+    ) -> ContainerReply {
+        let _ = spec;
+        match call {
+            ContainerCall::Top { .. } => ContainerReply::Top {
+                titles: vec!["UID".into(), "PID".into(), "CMD".into()],
+                processes: vec![vec!["root".into(), "1".into(), container.name.clone()]],
+            },
+            ContainerCall::Stats => ContainerReply::Stats {
+                stats: ContainerStats::default(),
+            },
+            _ => ContainerReply::Unavailable {
+                message: format!("{FAKE_REASON}, so it has no files to copy"),
+            },
+        }
+    }
+}
+
+/// What `act` makes of container state `s`: `Some(why)` if it cannot be done.
+fn fake_act(s: &mut ContainerState, act: Act, name: &str) -> Option<String> {
+    use CapsuleStatus::*;
+    let (next, error) = match (act, s.status) {
+        (Act::Stop { .. }, _) => (Stopped, None),
+        (Act::Start | Act::Restart { .. }, Paused) => (Paused, Some(format!("{name} is paused"))),
+        (Act::Start | Act::Restart { .. }, _) => (Running, None),
+        (Act::Kill { .. }, Running) => (Running, None),
+        (Act::Pause | Act::Unpause, Running) if act == Act::Unpause => (Running, None),
+        (Act::Pause, Running | Paused) => (Paused, None),
+        (Act::Unpause, Paused) => (Running, None),
+        (Act::Kill { .. } | Act::Pause, other) => (other, Some(format!("{name} is not running"))),
+        (Act::Unpause, other) => (other, Some(format!("{name} is not paused"))),
+    };
+    s.status = next;
+    error
 }

@@ -223,6 +223,26 @@ fn collect_pids(dir: &Path, pids: &mut std::collections::BTreeSet<i32>) {
     }
 }
 
+/// Whether `cgroup` exists in any hierarchy.
+pub(crate) fn exists(hierarchies: &[Hierarchy], cgroup: &str) -> bool {
+    hierarchies
+        .iter()
+        .any(|h| h.mount.join(rel(cgroup)).is_dir())
+}
+
+/// The processes of `cgroup` and of the cgroups below it (the first hierarchy that has it).
+pub(crate) fn tree_pids(hierarchies: &[Hierarchy], cgroup: &str) -> Vec<i32> {
+    let mut pids = std::collections::BTreeSet::new();
+    for h in hierarchies {
+        let dir = h.mount.join(rel(cgroup));
+        if dir.is_dir() {
+            collect_pids(&dir, &mut pids);
+            break;
+        }
+    }
+    pids.into_iter().collect()
+}
+
 /// Removes `cgroup` and everything below it in every hierarchy, killing whatever still runs in
 /// it; waits up to `patience` per directory for dying processes to leave. Collects every failure.
 /// `cgroup` must not be a hierarchy's root (plans are validated for that).

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::cgroup;
 use super::plan::Plan;
-use super::protocol::{Request, ShutdownReply};
+use super::protocol::{ActReply, Action, EventsReply, Request, ShimEvent, ShutdownReply};
 use super::status::Status;
 use super::{ShimError, PID_FILE, SOCKET_FILE};
 
@@ -192,6 +192,45 @@ pub async fn shutdown(dir: &Path, grace: Duration) -> Result<(), ShimError> {
     tokio::task::spawn_blocking(move || clean_leftovers(&dir))
         .await
         .map_err(|e| ShimError::Cleanup(vec![format!("cleanup task: {e}")]))?
+}
+
+/// Does `action` to app container `container` (every app container when `None`) and answers
+/// once it is done; a stop waits for the grace period at most (plus a little).
+pub async fn act(
+    dir: &Path,
+    container: Option<&str>,
+    action: Action,
+) -> Result<ActReply, ShimError> {
+    let grace = match action {
+        Action::Stop { grace_ms } | Action::Restart { grace_ms } => Duration::from_millis(grace_ms),
+        _ => Duration::ZERO,
+    };
+    let stream = connect(dir).await?;
+    let request = Request::Act {
+        container: container.map(str::to_owned),
+        action,
+    };
+    let wait = grace + SHUTDOWN_SLACK;
+    let (_, answer) = tokio::time::timeout(wait, ask(stream, dir, &request))
+        .await
+        .map_err(|_| ShimError::Timeout {
+            what: "an action",
+            after: wait,
+        })??;
+    parse(&answer)
+}
+
+/// The events the shim numbered above `after`.
+pub async fn events(dir: &Path, after: u64) -> Result<Vec<ShimEvent>, ShimError> {
+    let stream = connect(dir).await?;
+    let (_, answer) =
+        tokio::time::timeout(ANSWER_TIMEOUT, ask(stream, dir, &Request::Events { after }))
+            .await
+            .map_err(|_| ShimError::Timeout {
+                what: "events",
+                after: ANSWER_TIMEOUT,
+            })??;
+    parse::<EventsReply>(&answer).map(|r| r.events)
 }
 
 async fn ask_shutdown(dir: &Path, grace: Duration) -> Result<ShutdownReply, ShimError> {

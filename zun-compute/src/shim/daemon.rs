@@ -278,6 +278,8 @@ impl Shim {
                 backoff: BACKOFF_START,
                 restart_at: None,
                 log: Rc::new(RefCell::new(log)),
+                stop: None,
+                start_after_stop: false,
             });
         }
 
@@ -324,6 +326,11 @@ impl Shim {
             stopping: None,
             last_sent: None,
             exit: false,
+            events: Default::default(),
+            event_seq: 0,
+            execs: Vec::new(),
+            next_exec: 0,
+            dead_exec_cgroups: Vec::new(),
             _lock: lock,
         })
     }
@@ -388,7 +395,7 @@ impl Shim {
             if !revents[1].is_empty() {
                 self.accept();
             }
-            self.clients.retain(|c| !c.closed);
+            self.drop_closed_clients();
             self.pipes.retain(|p| !p.closed);
         }
         tracing::info!("shim exits");
@@ -397,8 +404,15 @@ impl Shim {
 
     fn next_deadline(&self) -> Option<Instant> {
         let restarts = self.units.iter().filter_map(|u| u.restart_at);
+        let user_stops = self
+            .units
+            .iter()
+            .filter_map(|u| u.stop.as_ref().map(|s| s.deadline));
         let stop = self.stopping.as_ref().map(|s| s.deadline);
-        restarts.chain(stop).min()
+        // Exec cgroups whose processes are dying: look again soon.
+        let cgroups = (!self.dead_exec_cgroups.is_empty())
+            .then(|| Instant::now() + Duration::from_millis(20));
+        restarts.chain(user_stops).chain(stop).chain(cgroups).min()
     }
 
     // ---- events -------------------------------------------------------------------------

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
+use super::exec_client::{ExecRequest, ExecStart};
+use super::protocol::{ActReply, Action, ShimEvent};
 use super::{client, Phase, ShimError, Status};
 
 /// The capsules' shims. Real: [`Shims`] (one `capsule-shim` process per capsule); fake:
@@ -31,6 +33,21 @@ pub trait ShimDriver: Send + Sync + std::fmt::Debug + 'static {
 
     /// Whether a shim runs for the capsule in `dir`.
     fn is_alive(&self, dir: &Path) -> bool;
+
+    /// Does `action` to app container `container` (all of them when `None`) of the capsule
+    /// in `dir`; answers once it is done.
+    async fn act(
+        &self,
+        dir: &Path,
+        container: Option<&str>,
+        action: Action,
+    ) -> Result<ActReply, ShimError>;
+
+    /// The events the capsule's shim numbered above `after`.
+    async fn events(&self, dir: &Path, after: u64) -> Result<Vec<ShimEvent>, ShimError>;
+
+    /// Runs a command in a container of the capsule in `dir`.
+    async fn exec(&self, dir: &Path, req: &ExecRequest) -> Result<ExecStart, ShimError>;
 
     /// Where container `name` of the capsule in `dir` logs.
     fn log_path(&self, dir: &Path, name: &str) -> PathBuf {
@@ -124,5 +141,22 @@ impl ShimDriver for Shims {
 
     fn is_alive(&self, dir: &Path) -> bool {
         client::is_alive(dir)
+    }
+
+    async fn act(
+        &self,
+        dir: &Path,
+        container: Option<&str>,
+        action: Action,
+    ) -> Result<ActReply, ShimError> {
+        client::act(dir, container, action).await
+    }
+
+    async fn events(&self, dir: &Path, after: u64) -> Result<Vec<ShimEvent>, ShimError> {
+        client::events(dir, after).await
+    }
+
+    async fn exec(&self, dir: &Path, req: &ExecRequest) -> Result<ExecStart, ShimError> {
+        super::exec_client::exec(dir, req).await
     }
 }

@@ -9,11 +9,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use super::{ContainerState, ContainerStatus, Phase, Plan, ShimDriver, ShimError, Status};
+use super::{
+    ActReply, ActResult, Action, ContainerState, ContainerStatus, ExecRequest, ExecStart, Phase,
+    Plan, ShimDriver, ShimError, ShimEvent, Status,
+};
 use crate::recorder::Recorder;
 
-/// The fake. Its calls are `shim.spawn`, `shim.status`, `shim.watch` and `shim.shutdown`
-/// (detail: the capsule directory).
+/// The fake. Its calls are `shim.spawn`, `shim.status`, `shim.watch`, `shim.shutdown`,
+/// `shim.events`, `shim.exec` (detail: the capsule directory) and `shim.act` (detail: the
+/// directory, the container or `*`, the action).
 #[derive(Debug)]
 pub struct FakeShims {
     calls: Recorder,
@@ -81,6 +85,23 @@ fn running(plan: &Plan) -> Status {
     }
 }
 
+/// What `action` makes of a container in `state`, as the real shim does it.
+fn fake_act(state: ContainerState, action: Action, name: &str) -> (ContainerState, Option<String>) {
+    use ContainerState::*;
+    match (action, state) {
+        (Action::Stop { .. }, _) => (Stopped, None),
+        (Action::Restart { .. }, _) | (Action::Start, Stopped | Exited | Failed) => (Running, None),
+        (Action::Start, Paused) => (Paused, Some(format!("{name} is paused"))),
+        (Action::Start, s) => (s, None),
+        (Action::Kill { .. }, Running) => (Running, None),
+        (Action::Kill { .. }, s) => (s, Some(format!("{name} is not running"))),
+        (Action::Pause, Running | Paused) => (Paused, None),
+        (Action::Pause, s) => (s, Some(format!("{name} is not running"))),
+        (Action::Unpause, Paused | Running) => (Running, None),
+        (Action::Unpause, s) => (s, Some(format!("{name} is not paused"))),
+    }
+}
+
 #[async_trait]
 impl ShimDriver for FakeShims {
     fn sandbox_rootfs(&self) -> &Path {
@@ -113,6 +134,61 @@ impl ShimDriver for FakeShims {
         let (tx, rx) = mpsc::channel(1);
         let _ = tx.try_send(status);
         Ok(rx)
+    }
+
+    async fn act(
+        &self,
+        dir: &Path,
+        container: Option<&str>,
+        action: Action,
+    ) -> Result<ActReply, ShimError> {
+        self.calls
+            .call(
+                "shim.act",
+                format!("{} {} {action:?}", dir.display(), container.unwrap_or("*")),
+            )
+            .map_err(ShimError::Start)?;
+        let mut running = self.running();
+        let status = running.get_mut(dir).ok_or_else(|| Self::not_running(dir))?;
+        let mut results = Vec::new();
+        for c in status.containers.iter_mut().filter(|c| !c.init) {
+            if container.is_some_and(|n| n != c.name) {
+                continue;
+            }
+            let (state, error) = fake_act(c.state, action, &c.name);
+            let conflict = error.is_some();
+            c.state = state;
+            c.pid = (state == ContainerState::Running || state == ContainerState::Paused)
+                .then_some(4242);
+            results.push(ActResult {
+                name: c.name.clone(),
+                error,
+                conflict,
+            });
+        }
+        if results.is_empty() {
+            let name = container.unwrap_or("*").to_owned();
+            results.push(ActResult {
+                error: Some(format!("no container {name} in this capsule")),
+                name,
+                conflict: false,
+            });
+        }
+        Ok(ActReply { results })
+    }
+
+    async fn events(&self, dir: &Path, after: u64) -> Result<Vec<ShimEvent>, ShimError> {
+        self.call("shim.events", dir)?;
+        let _ = after;
+        Ok(Vec::new())
+    }
+
+    async fn exec(&self, dir: &Path, _req: &ExecRequest) -> Result<ExecStart, ShimError> {
+        self.call("shim.exec", dir)?;
+        Ok(ExecStart::Refused {
+            message: "the fake shim runs no process".into(),
+            conflict: false,
+        })
     }
 
     async fn shutdown(&self, dir: &Path, _grace: Duration) -> Result<(), ShimError> {

@@ -8,6 +8,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use capsule_types::rpc::ContainerEventKind;
 use chrono::Utc;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
@@ -42,8 +43,13 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Resets what the shim changed in its own process and a container would inherit through
 /// exec: the blocked signals (the shim blocks SIGCHLD/SIGTERM/SIGINT for its signalfd) and
 /// SIGPIPE (ignored by the Rust runtime). Then runs libcontainer's default executor.
+/// For a process exec'd into a container it also loads the container's seccomp filter, which
+/// libcontainer 0.7 leaves out of a tenant's spec (no new privileges is set by then, so no
+/// privilege is needed).
 #[derive(Clone)]
-struct ShimExecutor;
+pub(super) struct ShimExecutor {
+    pub(super) seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+}
 
 impl Executor for ShimExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
@@ -52,6 +58,10 @@ impl Executor for ShimExecutor {
             .map_err(|e| ExecutorError::Other(format!("cannot reset the signal mask: {e}")))?;
         default_sigpipe()
             .map_err(|e| ExecutorError::Other(format!("cannot reset SIGPIPE: {e}")))?;
+        if let Some(seccomp) = &self.seccomp {
+            libcontainer::seccomp::initialize_seccomp(seccomp)
+                .map_err(|e| ExecutorError::Other(format!("cannot load seccomp: {e}")))?;
+        }
         DefaultExecutor {}.exec(spec)
     }
 
@@ -88,8 +98,10 @@ impl Shim {
             return;
         }
         let Some(i) = self.units.iter().position(|u| u.status.pid == Some(pid)) else {
-            // libcontainer's helpers, or an init that failed before it became a container.
-            tracing::debug!(pid, code, "reaped a process that is no container");
+            if !self.on_exec_exit(pid, code) {
+                // libcontainer's helpers, or an init that failed before it became a container.
+                tracing::debug!(pid, code, "reaped a process that is no container");
+            }
             return;
         };
         let stopping = self.stopping.is_some();
@@ -97,8 +109,13 @@ impl Shim {
         let policy = self.plan.restart_policy;
         let max = self.plan.max_retries;
         let oom = cgroup::oom_killed(&self.hierarchies, &self.units[i].cgroup);
+        // What was exec'd into it dies with it (the capsule's pid namespace outlives it).
+        self.end_execs_of(i);
         let u = &mut self.units[i];
-        let reason = if oom {
+        let user_stop = u.stop.take().is_some();
+        let reason = if user_stop {
+            "Stopped"
+        } else if oom {
             "OOMKilled"
         } else if signaled {
             "Signaled"
@@ -113,6 +130,20 @@ impl Shim {
         u.status.exit_code = Some(code);
         u.status.reason = Some(reason.to_owned());
         u.status.finished_at = Some(Utc::now());
+        if !user_stop && !stopping {
+            let kind = if oom {
+                ContainerEventKind::OomKilled
+            } else {
+                ContainerEventKind::Exited
+            };
+            self.record(i, kind, Some(code));
+        }
+        let u = &mut self.units[i];
+        if user_stop {
+            // Stopped by a user: the policy leaves it alone until it is started.
+            u.status.state = ContainerState::Stopped;
+            return;
+        }
         if u.status.init {
             u.status.state = ContainerState::Exited;
             if code != 0 && !stopping {
@@ -161,7 +192,7 @@ impl Shim {
 
     // ---- the capsule's life -------------------------------------------------------------
 
-    fn fail(&mut self, reason: String) {
+    pub(super) fn fail(&mut self, reason: String) {
         tracing::warn!("capsule failed: {reason}");
         if self.stopping.is_none() {
             self.phase = Phase::Failed;
@@ -180,17 +211,19 @@ impl Shim {
         if self.phase == Phase::Starting {
             self.advance_start();
         }
+        self.advance_user_stops();
         if self.phase == Phase::Running {
             let now = Instant::now();
             for i in 0..self.units.len() {
                 if self.units[i].restart_at.is_some_and(|at| at <= now) {
                     self.units[i].restart_at = None;
                     self.units[i].status.restart_count += 1;
-                    self.start_app(i);
+                    self.start_app(i, Cause::Policy);
                 }
             }
             self.settle_phase();
         }
+        self.remove_dead_exec_cgroups();
     }
 
     fn advance_start(&mut self) {
@@ -205,7 +238,7 @@ impl Shim {
             match (u.status.state, u.status.exit_code) {
                 (ContainerState::Created, _) => {
                     let name = u.plan.name.clone();
-                    if let Err(e) = self.create_unit(self.next_init) {
+                    if let Err(e) = self.create_unit(self.next_init, Cause::First) {
                         let u = &mut self.units[self.next_init];
                         u.status.state = ContainerState::Failed;
                         u.status.reason = Some(e.clone());
@@ -220,15 +253,15 @@ impl Shim {
         }
         for i in self.n_init..self.units.len() {
             if self.units[i].status.state == ContainerState::Created {
-                self.start_app(i);
+                self.start_app(i, Cause::First);
             }
         }
         self.phase = Phase::Running;
     }
 
     /// Creates and starts app container `i`; a failure is an exit the policy may restart.
-    fn start_app(&mut self, i: usize) {
-        if let Err(e) = self.create_unit(i) {
+    pub(super) fn start_app(&mut self, i: usize, cause: Cause) {
+        if let Err(e) = self.create_unit(i, cause) {
             let policy = self.plan.restart_policy;
             let max = self.plan.max_retries;
             let u = &mut self.units[i];
@@ -244,14 +277,18 @@ impl Shim {
         }
     }
 
-    /// Once every app container was started: running while one runs or will restart, then
-    /// succeeded or failed.
+    /// Once every app container was started: running while one runs, will restart, or waits
+    /// for a user (stopped or paused by one), then succeeded or failed.
     fn settle_phase(&mut self) {
         let apps = &self.units[self.n_init..];
         if apps.iter().any(|u| {
             matches!(
                 u.status.state,
-                ContainerState::Running | ContainerState::Restarting | ContainerState::Created
+                ContainerState::Running
+                    | ContainerState::Restarting
+                    | ContainerState::Created
+                    | ContainerState::Stopped
+                    | ContainerState::Paused
             )
         }) {
             return;
@@ -283,7 +320,7 @@ impl Shim {
         }
     }
 
-    fn runtime_root(&self) -> PathBuf {
+    pub(super) fn runtime_root(&self) -> PathBuf {
         self.dir.join("runtime")
     }
 
@@ -324,7 +361,7 @@ impl Shim {
         self.clear_stale(id);
         let mut container = ContainerBuilder::new(id.to_owned(), SyscallType::default())
             .with_root_path(self.runtime_root())?
-            .with_executor(ShimExecutor)
+            .with_executor(ShimExecutor { seccomp: None })
             .with_stdout(stdout)
             .with_stderr(stderr)
             .validate_id()?
@@ -368,7 +405,7 @@ impl Shim {
         Ok(())
     }
 
-    fn create_unit(&mut self, i: usize) -> Result<(), String> {
+    fn create_unit(&mut self, i: usize, cause: Cause) -> Result<(), String> {
         let sandbox_pid = self
             .sandbox_pid
             .ok_or_else(|| "the sandbox does not run".to_string())?;
@@ -418,6 +455,15 @@ impl Shim {
         u.status.started_at = Some(Utc::now());
         u.started = Some(Instant::now());
         tracing::info!(container = %u.plan.name, pid, "container started");
+        match cause {
+            Cause::First => {
+                self.record(i, ContainerEventKind::Created, None);
+                self.record(i, ContainerEventKind::Started, None);
+            }
+            Cause::Policy => self.record(i, ContainerEventKind::Restarted, None),
+            // The user's action reports it.
+            Cause::User => {}
+        }
         Ok(())
     }
 
@@ -429,12 +475,19 @@ impl Shim {
         }
         tracing::info!(?grace, "shutdown");
         self.phase = Phase::Stopping;
-        for u in &mut self.units {
+        for i in 0..self.units.len() {
+            // A frozen container cannot act on its stop signal.
+            if self.units[i].status.state == ContainerState::Paused {
+                let _ = self.thaw(i);
+            }
+            let u = &mut self.units[i];
+            u.stop = None;
+            u.start_after_stop = false;
             if u.restart_at.take().is_some() {
                 u.status.state = ContainerState::Exited;
             }
             if let (ContainerState::Running, Some(pid)) = (u.status.state, u.status.pid) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+                let _ = kill(Pid::from_raw(pid), stop_signal(&u.plan));
             }
         }
         self.stopping = Some(Stopping {
@@ -570,7 +623,25 @@ impl Shim {
     }
 }
 
-fn schedule_restart(u: &mut Unit, ran: Duration) {
+/// Why a container is started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Cause {
+    /// Its first start, with the capsule.
+    First,
+    /// Its restart policy.
+    Policy,
+    /// A user's start or restart.
+    User,
+}
+
+/// The signal that asks container `c` to stop: its image's `STOPSIGNAL`, else SIGTERM.
+pub(super) fn stop_signal(c: &super::plan::ContainerPlan) -> Signal {
+    c.stop_signal
+        .and_then(|n| Signal::try_from(n).ok())
+        .unwrap_or(Signal::SIGTERM)
+}
+
+pub(super) fn schedule_restart(u: &mut Unit, ran: Duration) {
     if ran >= BACKOFF_RESET {
         u.backoff = BACKOFF_START;
     }
@@ -582,7 +653,7 @@ fn schedule_restart(u: &mut Unit, ran: Duration) {
 }
 
 /// Deletes a stopped (reaped) container: its cgroup and its state. Returns the failure.
-fn delete(container: Option<Container>, name: &str) -> Option<String> {
+pub(super) fn delete(container: Option<Container>, name: &str) -> Option<String> {
     let mut c = container?;
     match c.delete(true) {
         Ok(()) => None,
@@ -619,6 +690,7 @@ mod tests {
                 cpu_millis: None,
                 mounts: vec![],
                 net_raw: false,
+                stop_signal: None,
             },
             id: "x-a".into(),
             cgroup: "/c/a".into(),
@@ -640,6 +712,8 @@ mod tests {
             backoff: BACKOFF_START,
             restart_at: None,
             log,
+            stop: None,
+            start_after_stop: false,
         };
         let mut delays = Vec::new();
         for _ in 0..9 {

@@ -15,10 +15,13 @@
 //! log), `bundles/<container>/config.json` (the OCI specs it built) and `etc/` (the
 //! `hostname`, `hosts` and `resolv.conf` it bind-mounts read-only into every container).
 
+mod actions;
 pub(crate) mod cgroup;
 mod client;
 pub mod daemon;
 mod driver;
+mod exec;
+mod exec_client;
 pub mod fake;
 mod lifecycle;
 mod log;
@@ -32,13 +35,17 @@ mod spec;
 mod state;
 mod status;
 
-pub use client::{is_alive, shutdown, spawn, status, watch};
+pub use client::{act, events, is_alive, shutdown, spawn, status, watch};
 pub use driver::{ShimDriver, Shims};
+pub use exec_client::{exec, resize_terminal, ExecIo, ExecRequest, ExecStart, ExecWait, FdStream};
 pub use logfile::rotated_path;
 pub use plan::{
     CapsuleLimits, ContainerPlan, LogRotation, MountPlan, Plan, PlanError, RestartPolicy,
 };
-pub use protocol::{ErrorReply, Request, ShutdownReply};
+pub use protocol::{
+    ActReply, ActResult, Action, ErrorReply, EventsReply, ExecExit, ExecReply, Request, ShimEvent,
+    ShutdownReply,
+};
 pub use rootfs::{ensure_sandbox_rootfs, PAUSE};
 pub use status::{ContainerState, ContainerStatus, Phase, Status};
 

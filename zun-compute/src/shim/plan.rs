@@ -120,6 +120,9 @@ pub struct ContainerPlan {
     /// `securityContext.capabilities.add: [NET_RAW]`, which the API allowed).
     #[serde(default)]
     pub net_raw: bool,
+    /// The signal that asks it to stop (its image's `STOPSIGNAL`); `None`: SIGTERM.
+    #[serde(default)]
+    pub stop_signal: Option<i32>,
 }
 
 /// A bind mount into a container.
@@ -330,6 +333,7 @@ mod tests {
             cpu_millis: None,
             mounts: vec![],
             net_raw: false,
+            stop_signal: None,
         }
     }
 

@@ -1,10 +1,10 @@
 //! The shim's clients: connections on `shim.sock` and the newline-delimited JSON protocol
-//! (status, watch, shutdown) they speak.
+//! (status, watch, shutdown, actions, events, exec) they speak.
 
 use std::io::{self, Read};
 use std::time::Duration;
 
-use super::protocol::{ErrorReply, Request};
+use super::protocol::{ErrorReply, EventsReply, Request};
 use super::state::{send, Client, Shim, DEFAULT_GRACE};
 
 const MAX_REQUEST: usize = 64 * 1024;
@@ -22,6 +22,8 @@ impl Shim {
                             watching: false,
                             awaiting_shutdown: false,
                             closed: false,
+                            pending_act: None,
+                            exec: None,
                         });
                     }
                 }
@@ -44,6 +46,8 @@ impl Shim {
                     c.closed = true;
                     return;
                 }
+                // An exec's connection carries nothing more: data is ignored, EOF ends it.
+                Ok(_) if c.exec.is_some() => continue,
                 Ok(n) => {
                     c.input.extend_from_slice(&buf[..n]);
                     if c.input.len() > MAX_REQUEST {
@@ -74,6 +78,38 @@ impl Shim {
                     let s = self.status();
                     self.clients[i].watching = true;
                     send(&mut self.clients[i], &s);
+                }
+                Ok(Request::Act { container, action }) => {
+                    if self.clients[i].pending_act.is_some() {
+                        send(
+                            &mut self.clients[i],
+                            &ErrorReply {
+                                error: "one action at a time per connection".into(),
+                            },
+                        );
+                    } else {
+                        self.act(i, container.as_deref(), action);
+                    }
+                }
+                Ok(Request::Events { after }) => {
+                    let events = self
+                        .events
+                        .iter()
+                        .filter(|e| e.seq > after)
+                        .cloned()
+                        .collect();
+                    send(&mut self.clients[i], &EventsReply { events });
+                }
+                Ok(Request::Exec {
+                    container,
+                    args,
+                    tty,
+                    stdin,
+                }) => {
+                    // The connection is the exec's from now on: nothing more is read from it.
+                    self.clients[i].input.clear();
+                    self.exec_start(i, &container, args, tty, stdin);
+                    return;
                 }
                 Ok(Request::Shutdown { grace_ms }) => {
                     self.clients[i].awaiting_shutdown = true;

@@ -568,6 +568,7 @@ mod tests {
                     read_only: true,
                 }],
                 net_raw: false,
+                stop_signal: None,
             }],
             limits: Default::default(),
         }

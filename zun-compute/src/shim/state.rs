@@ -6,6 +6,7 @@
 //! use this module; none of them is used by the ones it uses.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
@@ -13,6 +14,9 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+use capsule_types::rpc::ContainerEventKind;
+use chrono::Utc;
 
 use libcontainer::container::Container;
 use nix::fcntl::Flock;
@@ -23,6 +27,7 @@ use super::cgroup::Hierarchy;
 use super::log::LineSplitter;
 use super::logfile::LogFile;
 use super::plan::{ContainerPlan, Plan};
+use super::protocol::{ActResult, ShimEvent};
 use super::spec::Host;
 use super::status::{ContainerStatus, Phase, Status};
 
@@ -34,6 +39,8 @@ pub(super) const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 pub(super) const BACKOFF_START: Duration = Duration::from_millis(100);
 /// Output queued for one client beyond which it is let go.
 const MAX_PENDING_OUTPUT: usize = 4 * 1024 * 1024;
+/// Events kept for an agent that was away.
+const EVENTS_KEPT: usize = 512;
 
 /// The shim process: its capsule, its containers, its clients.
 pub(super) struct Shim {
@@ -55,6 +62,14 @@ pub(super) struct Shim {
     pub(super) stopping: Option<Stopping>,
     pub(super) last_sent: Option<Status>,
     pub(super) exit: bool,
+    /// The runtime's own events (exits, restarts...), the last [`EVENTS_KEPT`].
+    pub(super) events: VecDeque<ShimEvent>,
+    pub(super) event_seq: u64,
+    /// Processes exec'd into containers, until reaped.
+    pub(super) execs: Vec<ExecProc>,
+    pub(super) next_exec: u64,
+    /// Exec cgroups to remove once their processes are gone.
+    pub(super) dead_exec_cgroups: Vec<String>,
     /// Held until the process exits: no second shim for the capsule.
     pub(super) _lock: Flock<File>,
 }
@@ -77,6 +92,32 @@ pub(super) struct Unit {
     pub(super) backoff: Duration,
     pub(super) restart_at: Option<Instant>,
     pub(super) log: SharedLog,
+    /// A user's stop under way.
+    pub(super) stop: Option<UnitStop>,
+    /// Start again once stopped (a restart).
+    pub(super) start_after_stop: bool,
+}
+
+/// A user's stop of one container: SIGKILL at `deadline`.
+pub(super) struct UnitStop {
+    pub(super) deadline: Instant,
+    pub(super) killed: bool,
+}
+
+/// A process exec'd into a container.
+pub(super) struct ExecProc {
+    pub(super) id: u64,
+    pub(super) pid: i32,
+    /// Its own cgroup, below its container's.
+    pub(super) cgroup: String,
+    /// Its client went away: it was killed.
+    pub(super) orphaned: bool,
+}
+
+/// An action waiting for its containers to settle before it is answered.
+pub(super) struct PendingAct {
+    pub(super) units: Vec<usize>,
+    pub(super) results: Vec<ActResult>,
 }
 
 /// A container's log, written by both its output pipes.
@@ -113,6 +154,10 @@ pub(super) struct Client {
     pub(super) watching: bool,
     pub(super) awaiting_shutdown: bool,
     pub(super) closed: bool,
+    /// An action to answer once done.
+    pub(super) pending_act: Option<PendingAct>,
+    /// The exec this connection holds (see [`ExecProc`]).
+    pub(super) exec: Option<u64>,
 }
 
 impl Shim {
@@ -145,6 +190,22 @@ impl Shim {
                 }
             }
         }
+    }
+
+    /// Records something the runtime did by itself.
+    pub(super) fn record(&mut self, i: usize, kind: ContainerEventKind, exit_code: Option<i32>) {
+        self.event_seq += 1;
+        let e = ShimEvent {
+            seq: self.event_seq,
+            container: self.units[i].plan.uuid,
+            kind,
+            at: Utc::now(),
+            exit_code,
+        };
+        if self.events.len() >= EVENTS_KEPT {
+            self.events.pop_front();
+        }
+        self.events.push_back(e);
     }
 
     /// Sends the status to every watcher if it changed since the last time.

@@ -50,6 +50,10 @@ pub enum ContainerState {
     Restarting,
     /// It could not be created and will not be retried.
     Failed,
+    /// Stopped by a user: its restart policy leaves it alone until it is started again.
+    Stopped,
+    /// Frozen by a user (cgroup freezer).
+    Paused,
 }
 
 /// One container as the shim sees it.

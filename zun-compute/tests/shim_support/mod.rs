@@ -139,6 +139,7 @@ impl Capsule {
             cpu_millis: None,
             mounts: vec![],
             net_raw: false,
+            stop_signal: None,
         }
     }
 

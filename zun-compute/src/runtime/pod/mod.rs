@@ -6,21 +6,26 @@
 //! with their undo (module `steps`), run by a small saga executor (module `saga`), so its
 //! ordering and rollback are unit-tested with the parts' fakes (module `tests`).
 
+mod archive;
 mod error;
 pub mod layout;
+mod operate;
 mod plan;
 mod saga;
 mod state;
 mod steps;
 #[cfg(test)]
 mod tests;
+mod top;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use capsule_types::rpc::{CapsuleSpec, CapsuleState, ContainerRef, LogQuery, LogsReply};
+use capsule_types::rpc::{
+    CapsuleSpec, CapsuleState, ContainerCall, ContainerRef, ContainerReply, LogQuery, LogsReply,
+};
 use capsule_types::CapsuleStatus;
 use tokio::sync::broadcast;
 use tracing::{info, warn};
@@ -30,7 +35,9 @@ pub use error::{CapsulesDirError, CreateFailed, StepError, TeardownError, UndoEr
 pub use layout::CapsuleDirs;
 pub use steps::{Step, CREATE, TEARDOWN};
 
-use super::{RuntimeDriver, RuntimeError};
+pub(crate) use top::ps_words;
+
+use super::{Act, ActOutcome, ExecOutcome, RuntimeDriver, RuntimeError, RuntimeEvent};
 use crate::chain::Chain;
 use crate::config::{LimitsConfig, LogsConfig, PodConfig};
 use crate::firewall::SecurityGroups;
@@ -40,7 +47,7 @@ use crate::network::NetworkDriver;
 use crate::shim::{CapsuleLimits, LogRotation, Phase, ShimDriver, Status};
 use crate::volume::VolumeDriver;
 use layout::NETWORK_FILE;
-use plan::shim_name;
+pub use plan::shim_name;
 use state::capsule_state;
 use steps::{Make, Unmake};
 
@@ -294,6 +301,43 @@ impl RuntimeDriver for PodRuntime {
 
     fn changes(&self) -> broadcast::Receiver<Uuid> {
         self.changes.subscribe()
+    }
+
+    async fn act(
+        &self,
+        spec: &CapsuleSpec,
+        containers: &[ContainerRef],
+        act: Act,
+    ) -> Result<Vec<ActOutcome>, RuntimeError> {
+        self.act_on(spec, containers, act).await
+    }
+
+    async fn events(
+        &self,
+        spec: &CapsuleSpec,
+        after: u64,
+    ) -> Result<Vec<RuntimeEvent>, RuntimeError> {
+        self.events_of(spec, after).await
+    }
+
+    async fn exec(
+        &self,
+        spec: &CapsuleSpec,
+        container: &ContainerRef,
+        command: Vec<String>,
+        tty: bool,
+        stdin: bool,
+    ) -> Result<ExecOutcome, RuntimeError> {
+        self.exec_in(spec, container, command, tty, stdin).await
+    }
+
+    async fn call(
+        &self,
+        spec: &CapsuleSpec,
+        container: &ContainerRef,
+        call: &ContainerCall,
+    ) -> ContainerReply {
+        self.answer(spec, container, call).await
     }
 }
 

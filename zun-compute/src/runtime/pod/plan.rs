@@ -14,7 +14,7 @@ use crate::shim::{self, ContainerPlan};
 
 /// A container's name for the shim (and its rootfs, snapshot and log file): a DNS label made
 /// from its uuid, whatever name the user gave it.
-pub(super) fn shim_name(container: Uuid) -> String {
+pub fn shim_name(container: Uuid) -> String {
     format!("c{}", container.simple())
 }
 
@@ -121,6 +121,11 @@ pub(super) fn container_plan(
             cpu_millis: c.cpu.map(|cpu| (cpu * 1000.0).round() as u64),
             mounts: Vec::new(),
             net_raw: c.adds_net_raw(),
+            stop_signal: image
+                .config
+                .stop_signal
+                .as_deref()
+                .and_then(crate::image::signal_number),
         },
         is_init,
     ))

@@ -28,6 +28,8 @@ pub(super) fn capsule_state(
                     CapsuleStatus::Stopped
                 }
                 ShimContainerState::Exited | ShimContainerState::Failed => CapsuleStatus::Error,
+                ShimContainerState::Stopped => CapsuleStatus::Stopped,
+                ShimContainerState::Paused => CapsuleStatus::Paused,
             },
             status_reason: container_reason(c),
             exit_code: c.exit_code,
@@ -35,8 +37,13 @@ pub(super) fn capsule_state(
             container_id: Some(format!("{}-{}", spec.uuid, c.name)),
         })
         .collect();
+    let apps = || status.containers.iter().filter(|c| !c.init);
+    let all_apps = |state| apps().next().is_some() && apps().all(|c| c.state == state);
     let capsule_status = match status.phase {
         Phase::Starting => CapsuleStatus::Creating,
+        // Every app container stopped (or paused) by a user: so is the capsule.
+        Phase::Running if all_apps(ShimContainerState::Stopped) => CapsuleStatus::Stopped,
+        Phase::Running if all_apps(ShimContainerState::Paused) => CapsuleStatus::Paused,
         Phase::Running => CapsuleStatus::Running,
         Phase::Succeeded | Phase::Stopped => CapsuleStatus::Stopped,
         Phase::Failed => CapsuleStatus::Error,

@@ -133,6 +133,7 @@ fn spec() -> CapsuleSpec {
             annotations: None,
             availability_zone: None,
             restart_policy: Default::default(),
+            termination_grace_period_seconds: None,
             init_containers: vec![],
             containers: vec![c],
             volumes: vec![VolumeSpec {
