@@ -339,7 +339,8 @@ async fn migrations_are_idempotent(db: Database) {
             "m20261124_000002_compute",
             "m20261124_000003_security_groups",
             "m20261124_000004_firewall_epoch",
-            "m20261124_000005_volumes"
+            "m20261124_000005_volumes",
+            "m20261124_000006_container_actions",
         ]
     );
     db.migrate().await.unwrap();

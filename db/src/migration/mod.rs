@@ -7,6 +7,7 @@ mod m20261124_000002_compute;
 mod m20261124_000003_security_groups;
 mod m20261124_000004_firewall_epoch;
 mod m20261124_000005_volumes;
+mod m20261124_000006_container_actions;
 
 /// Every migration of the capsule database, oldest first.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_security_groups::Migration),
             Box::new(m20261124_000004_firewall_epoch::Migration),
             Box::new(m20261124_000005_volumes::Migration),
+            Box::new(m20261124_000006_container_actions::Migration),
         ]
     }
 }
