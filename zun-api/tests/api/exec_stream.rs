@@ -157,3 +157,42 @@ async fn spent_expired_and_forged_grants_open_nothing() {
     );
     s.stop().await;
 }
+
+/// What python-zunclient's `zun exec --interactive` does with a `proxy_url`, in its own
+/// websocket library (websocket-client, from the clients' venv): the same connection options,
+/// a line sent and its answer, then the close and its reason.
+const ZUNCLIENT_LIKE: &str = r#"
+import sys, websocket
+ws = websocket.create_connection(sys.argv[1], skip_utf8_validation=True,
+                                 origin="http://127.0.0.1:1", subprotocols=["binary", "base64"])
+ws.send_binary(b"ls\n")
+print(ws.recv().decode())
+ws.send_binary(b"exit")
+op, data = ws.recv_data(control_frame=True)
+print(op, data[2:].decode())
+"#;
+
+#[tokio::test]
+async fn zunclients_websocket_library_speaks_to_the_relay() {
+    let s = Stack::start().await;
+    let addr = serve(&s).await;
+    let (url, _) = session(&s, &addr).await;
+    let python = format!("{}/python3", test_support::env("ZUN_TEST_CLIENTS_BIN"));
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .args(["-c", ZUNCLIENT_LIKE, &url])
+            .output()
+            .expect("run the clients' python")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Opcode 8 is a close.
+    assert_eq!(stdout, "out:ls\n\n8 exit 3\n");
+    s.stop().await;
+}
