@@ -71,7 +71,24 @@ pub fn run(client: &Client, args: &Args) -> Result<i32, CliError> {
         let _ = std::io::stdout().flush();
         return Ok(answer["exit_code"].as_i64().map_or(LOST, |c| c as i32));
     }
-    session(&answer, args.tty)
+    let resize = |(w, h): (u16, u16)| {
+        let exec_id = answer["exec_id"].as_str().unwrap_or_default();
+        let path = resize_path(&args.container, exec_id, w, h);
+        // The session works at any size: a refused resize is said, not fatal.
+        if let Err(e) = client.post_empty(&path) {
+            eprintln!("the terminal's size was not set: {e}");
+        }
+    };
+    session(&answer, args.tty, resize)
+}
+
+/// `execute_resize` of session `exec_id` to `width` x `height`.
+pub fn resize_path(container: &str, exec_id: &str, width: u16, height: u16) -> String {
+    format!(
+        "/containers/{}/execute_resize?exec_id={}&w={width}&h={height}",
+        segment(container),
+        segment(exec_id)
+    )
 }
 
 type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
@@ -80,8 +97,9 @@ fn failed(what: &str, e: impl std::fmt::Display) -> CliError {
     CliError::Failed(format!("{what}: {e}"))
 }
 
-/// Relays stdin and stdout through the session's websocket until the host closes it.
-fn session(answer: &Value, tty: bool) -> Result<i32, CliError> {
+/// Relays stdin and stdout through the session's websocket until the host closes it; with a
+/// terminal, first gives the session its size (`resize`), as zunclient does once connected.
+fn session(answer: &Value, tty: bool, resize: impl Fn((u16, u16))) -> Result<i32, CliError> {
     let url = answer["proxy_url"]
         .as_str()
         .ok_or_else(|| failed("exec", "the API answered no proxy_url"))?;
@@ -96,6 +114,11 @@ fn session(answer: &Value, tty: bool) -> Result<i32, CliError> {
     if let MaybeTlsStream::Plain(s) = ws.get_mut() {
         s.set_read_timeout(Some(Duration::from_millis(20)))
             .map_err(|e| failed("the session", e))?;
+    }
+    if tty {
+        if let Some(size) = crate::output::terminal_size() {
+            resize(size);
+        }
     }
     let _raw = if tty { RawTerminal::enter() } else { None };
     let (tx, rx) = mpsc::channel::<Option<Vec<u8>>>();
@@ -212,6 +235,14 @@ mod tests {
         assert!(
             q.contains("run=False&interactive=True&command=%2Fbin%2Fsh"),
             "{q}"
+        );
+    }
+
+    #[test]
+    fn resizes_as_zunclient() {
+        assert_eq!(
+            resize_path("web", "e-1", 80, 24),
+            "/containers/web/execute_resize?exec_id=e-1&w=80&h=24"
         );
     }
 
