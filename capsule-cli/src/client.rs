@@ -40,6 +40,12 @@ impl Client {
         self.send(Method::POST, path, Some(body)).map(|(_, v)| v)
     }
 
+    /// `POST path` without a body (Zun's container actions); the JSON answer (`null` when
+    /// empty).
+    pub fn post_empty(&self, path: &str) -> Result<Value, CliError> {
+        self.send(Method::POST, path, None).map(|(_, v)| v)
+    }
+
     /// `DELETE path`.
     pub fn delete(&self, path: &str) -> Result<(), CliError> {
         self.send(Method::DELETE, path, None).map(|_| ())

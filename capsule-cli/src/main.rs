@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use capsule_cli::auth::{self, AuthArgs};
 use capsule_cli::client::{Client, DEFAULT_MICROVERSION};
+use capsule_cli::commands::actions::{self, Verb};
 use capsule_cli::commands::template::Loaded;
-use capsule_cli::commands::{apply, create, delete, describe, list, logs, services};
+use capsule_cli::commands::{
+    apply, cp, create, delete, describe, events, exec, list, logs, services, stats, top,
+};
 use capsule_cli::CliError;
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -51,6 +54,28 @@ enum Command {
     Apply(apply::Args),
     /// Print a container's logs.
     Logs(logs::Args),
+    /// Run a command in a running container (its exit code is ours).
+    Exec(exec::Args),
+    /// Copy files between here and a container (`CONTAINER:/path` on one side).
+    Cp(cp::Args),
+    /// Stop containers (or, with --capsule, whole capsules).
+    Stop(actions::Args),
+    /// Start stopped containers (or, with --capsule, whole capsules).
+    Start(actions::Args),
+    /// Restart containers (or, with --capsule, whole capsules).
+    Restart(actions::Args),
+    /// Send containers a signal.
+    Kill(actions::Args),
+    /// Freeze containers.
+    Pause(actions::Args),
+    /// Thaw paused containers.
+    Unpause(actions::Args),
+    /// A container's processes.
+    Top(top::Args),
+    /// A container's CPU, memory and I/O.
+    Stats(stats::Args),
+    /// What happened to a container (its actions), or one action's events.
+    Events(events::Args),
     /// List compute services (admin).
     #[command(name = "service-list")]
     ServiceList(services::Args),
@@ -72,13 +97,18 @@ fn main() {
         );
         return;
     }
-    if let Err(e) = run(&cli) {
-        eprintln!("ERROR: {e}");
-        std::process::exit(e.exit_code());
+    match run(&cli) {
+        Ok(0) => {}
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            std::process::exit(e.exit_code());
+        }
     }
 }
 
-fn run(cli: &Cli) -> Result<(), CliError> {
+/// Runs the command; the exit code (0, or `exec`'s command's).
+fn run(cli: &Cli) -> Result<i32, CliError> {
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(cli.http_timeout))
         .build()
@@ -103,11 +133,12 @@ fn run_once(
     cli: &Cli,
     http: &reqwest::blocking::Client,
     template: Option<&Loaded>,
-) -> Result<(), CliError> {
+) -> Result<i32, CliError> {
     let needs_template = || CliError::Usage("no template was read".into());
     let session = auth::session(&cli.auth, http, cli.debug)?;
     let client = Client::new(http.clone(), session, &cli.microversion, cli.debug);
-    match &cli.command {
+    let done = match &cli.command {
+        Command::Exec(a) => return exec::run(&client, a),
         Command::CapsuleCreate(a) => create::run(&client, a, template.ok_or_else(needs_template)?),
         Command::CapsuleList(a) => list::run(&client, a),
         Command::CapsuleDescribe(a) => describe::run(&client, a),
@@ -115,6 +146,83 @@ fn run_once(
         Command::Apply(a) => apply::run(&client, a, template.ok_or_else(needs_template)?),
         Command::Logs(a) => logs::run(&client, a),
         Command::ServiceList(a) => services::run(&client, a),
+        Command::Cp(a) => cp::run(&client, a),
+        Command::Stop(a) => actions::run(&client, Verb::Stop, a),
+        Command::Start(a) => actions::run(&client, Verb::Start, a),
+        Command::Restart(a) => actions::run(&client, Verb::Restart, a),
+        Command::Kill(a) => actions::run(&client, Verb::Kill, a),
+        Command::Pause(a) => actions::run(&client, Verb::Pause, a),
+        Command::Unpause(a) => actions::run(&client, Verb::Unpause, a),
+        Command::Top(a) => top::run(&client, a),
+        Command::Stats(a) => stats::run(&client, a),
+        Command::Events(a) => events::run(&client, a),
         Command::Completion { .. } => Ok(()),
+    };
+    done.map(|()| 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("capsule").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn exec_takes_the_command_after_the_separator() {
+        let cli = parse(&["exec", "-it", "web", "--", "sh", "-c", "echo $$"]).unwrap();
+        let Command::Exec(a) = cli.command else {
+            panic!("not exec");
+        };
+        assert!(a.interactive && a.tty);
+        assert_eq!(a.container, "web");
+        assert_eq!(a.command, ["sh", "-c", "echo $$"]);
+        // Options after `--` belong to the command.
+        let cli = parse(&["exec", "web", "--", "ls", "-i"]).unwrap();
+        let Command::Exec(a) = cli.command else {
+            panic!("not exec");
+        };
+        assert!(!a.interactive);
+        assert_eq!(a.command, ["ls", "-i"]);
+        // No command: a usage error (exit 2, as every wrong command line).
+        let e = parse(&["exec", "web"]).err().unwrap();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn lifecycle_verbs_and_their_options() {
+        let cli = parse(&["stop", "--capsule", "--timeout", "3", "a", "b"]).unwrap();
+        let Command::Stop(a) = cli.command else {
+            panic!("not stop");
+        };
+        assert!(a.capsule);
+        assert_eq!(a.timeout, Some(3));
+        assert_eq!(a.targets, ["a", "b"]);
+        let cli = parse(&["kill", "-s", "TERM", "web"]).unwrap();
+        assert!(matches!(cli.command, Command::Kill(ref a) if a.signal.as_deref() == Some("TERM")));
+        assert!(parse(&["stop"]).is_err(), "a target is required");
+        assert!(parse(&["stop", "--timeout", "-1", "web"]).is_err());
+    }
+
+    #[test]
+    fn top_stats_events_cp() {
+        assert!(matches!(
+            parse(&["top", "web", "--ps-args", "aux"]).unwrap().command,
+            Command::Top(ref a) if a.ps_args.as_deref() == Some("aux")
+        ));
+        assert!(matches!(
+            parse(&["stats", "web", "--watch", "--interval", "5"]).unwrap().command,
+            Command::Stats(ref a) if a.watch && a.interval == 5
+        ));
+        assert!(parse(&["stats", "web", "--interval", "0"]).is_err());
+        assert!(matches!(
+            parse(&["events", "web", "req-1"]).unwrap().command,
+            Command::Events(ref a) if a.request_id.as_deref() == Some("req-1")
+        ));
+        assert!(matches!(
+            parse(&["cp", "./f", "web:/tmp"]).unwrap().command,
+            Command::Cp(_)
+        ));
     }
 }

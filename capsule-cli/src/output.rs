@@ -176,6 +176,38 @@ pub fn terminal_width() -> Option<usize> {
     stty_columns()
 }
 
+/// The size (width, height) of the terminal on stdout, from `stty size`; None when stdout is
+/// not a terminal.
+#[cfg(unix)]
+pub fn terminal_size() -> Option<(u16, u16)> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let text = stty_size()?;
+    let mut words = text.split_whitespace().map(|w| w.parse::<u16>().ok());
+    let (rows, cols) = (words.next()??, words.next()??);
+    (rows > 0 && cols > 0).then_some((cols, rows))
+}
+
+/// What `stty size` prints for the terminal on stdout (`rows cols`).
+#[cfg(unix)]
+fn stty_size() -> Option<String> {
+    use std::os::fd::AsFd;
+    use std::process::{Command, Stdio};
+    let tty = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
+    let out = Command::new("stty")
+        .arg("size")
+        .stdin(Stdio::from(tty))
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8(out.stdout).ok()
+}
+
 /// The columns of the terminal on stdout, from `stty size` run with it as its stdin.
 #[cfg(unix)]
 fn stty_columns() -> Option<usize> {

@@ -2,6 +2,7 @@
 //! module per resource. SQLite (one host) and PostgreSQL (several hosts) are both supported.
 
 pub mod capsules;
+pub mod container_actions;
 pub mod containers;
 pub mod entity;
 mod error;
@@ -25,6 +26,7 @@ use sea_orm_migration::MigratorTrait;
 pub use capsules::{
     CapsuleRecord, NewCapsule, NewContainer, NewVolumeMapping, Scope, SecurityGroupBinding,
 };
+pub use container_actions::{ActionRecord, EventOutcome, NewAction};
 pub use containers::ContainerRecord;
 pub use error::DbError;
 pub use outbox::NewOutbox;

@@ -283,6 +283,7 @@ async fn heartbeat_in<C: ConnectionTrait>(
         forced_down: Set(false),
         report_count: Set(1),
         availability_zone: Set(az),
+        stream_address: Set(hb.stream_address.clone()),
         created_at: Set(at),
         updated_at: Set(Some(at)),
         ..Default::default()
@@ -293,7 +294,12 @@ async fn heartbeat_in<C: ConnectionTrait>(
                 S::ReportCount,
                 Expr::col((zun_service::Entity, S::ReportCount)).add(1),
             )
-            .update_columns([S::LastSeenUp, S::AvailabilityZone, S::UpdatedAt])
+            .update_columns([
+                S::LastSeenUp,
+                S::AvailabilityZone,
+                S::StreamAddress,
+                S::UpdatedAt,
+            ])
             .to_owned(),
     )
     .exec_without_returning(db)

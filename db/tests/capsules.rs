@@ -341,6 +341,7 @@ async fn migrations_are_idempotent(db: Database) {
             "m20261124_000004_firewall_epoch",
             "m20261124_000005_volumes",
             "m20261207_000006_firewall_incarnation",
+            "m20261207_000007_container_actions",
         ]
     );
     db.migrate().await.unwrap();

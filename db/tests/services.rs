@@ -533,6 +533,7 @@ fn zun_liveness_rule() {
         forced_down: false,
         report_count: 3,
         availability_zone: None,
+        stream_address: None,
         created_at: t0 - chrono::Duration::days(1),
         updated_at: Some(t0 - chrono::Duration::hours(1)),
     };

@@ -200,10 +200,125 @@ static DEFAULTS: &[RuleDefault] = &[
         CAPSULE_VIEWS,
     ),
     zun(
+        "container:get_one_all_projects",
+        RULE_ADMIN_API,
+        "Retrieve the details of a specific container from all projects (admins find any \
+         project's capsule containers by uuid or name for the container routes).",
+        &[op("GET", "/v1/containers/{container_ident}")],
+    ),
+    zun(
         "container:logs",
         RULE_ADMIN_OR_OWNER,
         "Get the log of a container.",
         &[op("GET", "/v1/containers/{container_ident}/logs")],
+    ),
+    // What is done to a container changes it: project members and admins (Zun: the owner's
+    // readers too). Reading its processes, figures and history: the owner, readers included.
+    zun(
+        "container:execute",
+        RULE_ADMIN_OR_PROJECT_MEMBER,
+        "Execute command in a running container.",
+        &[op("POST", "/v1/containers/{container_ident}/execute")],
+    ),
+    zun(
+        "container:execute_resize",
+        RULE_ADMIN_OR_PROJECT_MEMBER,
+        "Resize the TTY used by an execute command.",
+        &[op(
+            "POST",
+            "/v1/containers/{container_ident}/execute_resize",
+        )],
+    ),
+    zun(
+        "container:start",
+        RULE_ADMIN_OR_PROJECT_MEMBER,
+        "Start a container.",
+        &[
+            op("POST", "/v1/containers/{container_ident}/start"),
+            op("POST", "/v1/capsules/{capsule_ident}/start"),
+        ],
+    ),
+    zun(
+        "container:stop",
+        RULE_ADMIN_OR_PROJECT_MEMBER,
+        "Stop a container.",
+        &[
+            op("POST", "/v1/containers/{container_ident}/stop"),
+            op("POST", "/v1/capsules/{capsule_ident}/stop"),
+        ],
+    ),
+    zun(
+        "container:reboot",
+        RULE_ADMIN_OR_PROJECT_MEMBER,
+        "Reboot a container.",
+        &[
+            op("POST", "/v1/containers/{container_ident}/reboot"),
+            op("POST", "/v1/capsules/{capsule_ident}/restart"),
+        ],
+    ),
+    zun(
+        "container:kill",
+        RULE_ADMIN_OR_PROJECT_MEMBER,
+        "Kill a running container.",
+        &[op("POST", "/v1/containers/{container_ident}/kill")],
+    ),
+    zun(
+        "container:pause",
+        RULE_ADMIN_OR_PROJECT_MEMBER,
+        "Pause a container.",
+        &[op("POST", "/v1/containers/{container_ident}/pause")],
+    ),
+    zun(
+        "container:unpause",
+        RULE_ADMIN_OR_PROJECT_MEMBER,
+        "Unpause a container.",
+        &[op("POST", "/v1/containers/{container_ident}/unpause")],
+    ),
+    zun(
+        "container:get_archive",
+        RULE_ADMIN_OR_PROJECT_MEMBER,
+        "Get a tar archive of a path of container.",
+        &[op("GET", "/v1/containers/{container_ident}/get_archive")],
+    ),
+    zun(
+        "container:put_archive",
+        RULE_ADMIN_OR_PROJECT_MEMBER,
+        "Put a tar archive to be extracted to a path of container.",
+        &[op("POST", "/v1/containers/{container_ident}/put_archive")],
+    ),
+    zun(
+        "container:top",
+        RULE_ADMIN_OR_OWNER,
+        "Display the running processes inside the container.",
+        &[op("GET", "/v1/containers/{container_ident}/top")],
+    ),
+    zun(
+        "container:stats",
+        RULE_ADMIN_OR_OWNER,
+        "Display the statistics of a container.",
+        &[op("GET", "/v1/containers/{container_ident}/stats")],
+    ),
+    // Container actions (zun/common/policies/container_action.py).
+    zun(
+        "container:actions",
+        RULE_ADMIN_OR_OWNER,
+        "List actions and show action details for a container.",
+        &[
+            op("GET", "/v1/containers/{container_ident}/container_actions/"),
+            op(
+                "GET",
+                "/v1/containers/{container_ident}/container_actions/{request_id}",
+            ),
+        ],
+    ),
+    zun(
+        "container:action:events",
+        RULE_ADMIN_API,
+        "Add events details in action details for a container.",
+        &[op(
+            "GET",
+            "/v1/containers/{container_ident}/container_actions/{request_id}",
+        )],
     ),
     // Services (zun/common/policies/zun_service.py).
     zun(
@@ -491,6 +606,11 @@ mod tests {
             ("container:create:privileged", "rule:deny_everybody"),
             ("container:create:runtime", admin),
             ("network:attach_external_network", "role:admin"),
+            ("container:get_one_all_projects", admin),
+            ("container:top", owner),
+            ("container:stats", owner),
+            ("container:actions", owner),
+            ("container:action:events", admin),
         ] {
             let d = find(name).unwrap();
             assert_eq!(d.check_str, check, "{name}");
@@ -499,6 +619,23 @@ mod tests {
         assert_eq!(find("capsule:force_delete").unwrap().origin, Origin::Ours);
         let net_raw = find("capsule:create:net_raw").unwrap();
         assert_eq!((net_raw.check_str, net_raw.origin), (admin, Origin::Ours));
+        // Zun: `owner`; ours also needs the member role for what changes a container.
+        for name in [
+            "container:execute",
+            "container:execute_resize",
+            "container:start",
+            "container:stop",
+            "container:reboot",
+            "container:kill",
+            "container:pause",
+            "container:unpause",
+            "container:get_archive",
+            "container:put_archive",
+        ] {
+            let d = find(name).unwrap();
+            assert_eq!(d.check_str, RULE_ADMIN_OR_PROJECT_MEMBER, "{name}");
+            assert_eq!(d.origin, Origin::Zun, "{name}");
+        }
     }
 
     #[test]

@@ -78,12 +78,13 @@ impl Run {
     }
 }
 
-fn client(program: &str, user: User, args: &[&str]) -> Run {
+/// The client `program` of the clients' venv, with `user`'s credentials in `OS_*` and no
+/// other environment, ready for arguments.
+pub fn client_command(program: &str, user: User) -> Command {
     let bin = PathBuf::from(env("ZUN_TEST_CLIENTS_BIN")).join(program);
     let (name, project, password) = user.credentials();
-    let out = Command::new(&bin)
-        .args(args)
-        .env_clear()
+    let mut cmd = Command::new(&bin);
+    cmd.env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", std::env::temp_dir())
         .env("OS_AUTH_URL", env("ZUN_TEST_KEYSTONE_URL"))
@@ -94,9 +95,15 @@ fn client(program: &str, user: User, args: &[&str]) -> Run {
         .env("OS_PROJECT_NAME", project)
         .env("OS_USER_DOMAIN_NAME", "Default")
         .env("OS_PROJECT_DOMAIN_NAME", "Default")
-        .env("OS_REGION_NAME", "RegionOne")
+        .env("OS_REGION_NAME", "RegionOne");
+    cmd
+}
+
+fn client(program: &str, user: User, args: &[&str]) -> Run {
+    let out = client_command(program, user)
+        .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
     Run::from(out)
 }
 

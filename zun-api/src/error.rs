@@ -51,6 +51,9 @@ pub enum ApiError {
         /// The limit.
         limit: usize,
     },
+    /// 413 for what is over a size limit other than the body's (an archive, a command).
+    #[error("{0}")]
+    TooLarge(String),
     /// 415: wrong `Content-Type`.
     #[error("The server could not comply with the request since the content type {0:?} is not supported; use application/json.")]
     UnsupportedMediaType(String),

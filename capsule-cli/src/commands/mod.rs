@@ -1,14 +1,20 @@
 //! The subcommands: each takes its clap arguments and the API client, prints its result to
 //! stdout and returns an error for `main` to print.
 
+pub mod actions;
 pub mod apply;
+pub mod cp;
 pub mod create;
 pub mod delete;
 pub mod describe;
+pub mod events;
+pub mod exec;
 pub mod list;
 pub mod logs;
 pub mod services;
+pub mod stats;
 pub mod template;
+pub mod top;
 pub mod wait;
 
 use crate::output::Format;

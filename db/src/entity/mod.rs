@@ -5,6 +5,8 @@ pub mod capsule_container;
 pub mod capsule_security_group;
 pub mod capsule_template;
 pub mod compute_node;
+pub mod container_action;
+pub mod container_action_event;
 pub mod default_security_group;
 pub mod firewall_epoch;
 pub mod host_port;

@@ -25,6 +25,9 @@ pub struct Model {
     pub report_count: i64,
     /// Availability zone of the host.
     pub availability_zone: Option<String>,
+    /// Where its stream listener (interactive exec) accepts connections, `host:port`, as its
+    /// last heartbeat said.
+    pub stream_address: Option<String>,
     /// Creation time.
     pub created_at: DateTimeUtc,
     /// Last update time.

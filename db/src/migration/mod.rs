@@ -8,6 +8,7 @@ mod m20261124_000003_security_groups;
 mod m20261124_000004_firewall_epoch;
 mod m20261124_000005_volumes;
 mod m20261207_000006_firewall_incarnation;
+mod m20261207_000007_container_actions;
 
 /// Every migration of the capsule database, oldest first.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_firewall_epoch::Migration),
             Box::new(m20261124_000005_volumes::Migration),
             Box::new(m20261207_000006_firewall_incarnation::Migration),
+            Box::new(m20261207_000007_container_actions::Migration),
         ]
     }
 }

@@ -5,50 +5,11 @@
 //! [`ComputeClient::container_logs`]: crate::compute::ComputeClient::container_logs
 
 use capsule_types::rpc::{LogQuery, LogsReply};
-use db::{ContainerRecord, Scope};
-use policy::Target;
 
-use crate::compute::ComputeError;
+use crate::app::container::{authorized, check_state, placed, unreachable};
 use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// Statuses in which Zun serves logs (`VALID_STATES['logs']`).
-const LOG_STATES: [&str; 6] = [
-    "Created", "Error", "Paused", "Running", "Stopped", "Unknown",
-];
-
-/// Finds the container as Zun does: 404 when missing, 409 when a name is ambiguous.
-async fn lookup(
-    state: &AppState,
-    ctx: &RequestContext,
-    ident: &str,
-) -> Result<ContainerRecord, ApiError> {
-    let scope = if state.policy.check(
-        "container:get_one_all_projects",
-        &Target::owned_by(&ctx.creds),
-        &ctx.creds,
-    ) {
-        Scope::All
-    } else {
-        match &ctx.identity.project_id {
-            Some(p) => Scope::Project(p.clone()),
-            None => Scope::User(ctx.identity.user_id.clone()),
-        }
-    };
-    let mut found = state.db.containers_by_ident(&scope, ident).await?;
-    match found.len() {
-        0 => Err(ApiError::NotFound {
-            code: "container-not-found",
-            message: format!("Container {ident} could not be found."),
-        }),
-        1 => Ok(found.remove(0)),
-        _ => Err(ApiError::Conflict(
-            "Multiple containers exist with same name. Please use the container uuid instead."
-                .into(),
-        )),
-    }
-}
 
 /// The logs of container `ident` as text; `query` is the parsed query, or why it did not
 /// parse (reported once the container is found and the caller allowed, as Zun does).
@@ -58,49 +19,21 @@ pub async fn logs(
     ident: &str,
     query: Result<LogQuery, ApiError>,
 ) -> Result<String, ApiError> {
-    let rec = lookup(state, ctx, ident).await?;
-    let target = Target::new()
-        .with("project_id", rec.capsule.capsule.project_id.clone())
-        .with("user_id", rec.capsule.capsule.user_id.clone());
-    state
-        .policy
-        .enforce("container:logs", &target, &ctx.creds)?;
+    let rec = authorized(state, ctx, ident, "container:logs").await?;
     let q = query?;
-    let status = rec.container.status.as_str();
-    if !LOG_STATES.contains(&status) {
-        return Err(ApiError::Conflict(format!(
-            "Cannot logs container {} in {status} state.",
-            rec.container.uuid
-        )));
-    }
-    let Some(host) = rec.capsule.capsule.host.clone() else {
-        return Err(ApiError::Conflict(format!(
-            "Container {} is not on any host yet.",
-            rec.container.uuid
-        )));
-    };
-    if !state.compute.is_connected() {
-        return Err(ApiError::ServiceUnavailable(
-            "No message bus is configured, so no compute host can be asked for logs.".into(),
-        ));
-    }
-    let capsule = rec
-        .capsule
-        .capsule
-        .uuid
-        .parse()
-        .map_err(ApiError::internal)?;
+    check_state(&rec, "logs")?;
+    let at = placed(state, &rec)?;
     let reply = state
         .compute
-        .container_logs(&host, capsule, &rec.container.name, q, &ctx.request_id.0)
+        .container_logs(
+            &at.host,
+            at.capsule,
+            &rec.container.name,
+            q,
+            &ctx.request_id.0,
+        )
         .await
-        .map_err(|e| match e {
-            ComputeError::Unreachable { host, source } => ApiError::ServiceUnavailable(format!(
-                "Compute host {host} did not answer for the logs of container {}: {source}",
-                rec.container.uuid
-            )),
-            other => ApiError::internal(other),
-        })?;
+        .map_err(|e| unreachable(e, "logs", &rec.container.uuid))?;
     match reply {
         LogsReply::Logs { text } => Ok(text),
         LogsReply::NotFound { message } => Err(ApiError::NotFound {

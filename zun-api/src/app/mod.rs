@@ -6,6 +6,7 @@
 //! `Result` and reports a refusal at that point.
 
 pub mod capsule;
+pub mod container;
 pub mod health;
 pub mod host;
 pub mod logs;

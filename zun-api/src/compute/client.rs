@@ -7,19 +7,23 @@
 //!   same transaction as the rows the operation is about, and the [`Dispatcher`] publishes
 //!   (`create_capsule`, `delete_capsule`, `create_volume`, `delete_volume`; the last is
 //!   addressed inside the transaction that finds the volume's host);
+//!   The lifecycle actions of containers (`container_action`) go the same way, written with
+//!   the action's history row and the container's task state;
 //! - casts that are made good later anyway (a firewall, an orphan's delete) and calls that
-//!   answer the caller (logs) go straight to the bus.
+//!   answer the caller (logs, exec, top, stats, archives) go straight to the bus.
 //!
 //! [`Dispatcher`]: super::Dispatcher
 
 use std::time::Duration;
 
 use capsule_types::rpc::{
-    compute_queue, CapsuleSpec, ComputeRequest, Envelope, LogQuery, LogsReply,
+    compute_queue, CapsuleSpec, ComputeRequest, ContainerAction, ContainerCall, ContainerReply,
+    Envelope, LogQuery, LogsReply,
 };
 use capsule_types::secgroup::HostFirewall;
 use db::NewOutbox;
 use rpc::{Bus, RpcError};
+use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 /// How long a firewall cast may wait for the broker (a host that misses one gets the next
@@ -30,6 +34,12 @@ const FIREWALL_PATIENCE: Duration = Duration::from_secs(2);
 const ORPHAN_PATIENCE: Duration = Duration::from_secs(5);
 /// How long a call for a container's logs waits for the host's answer.
 const LOGS_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a non-interactive exec waits for the host's answer (the host bounds the command's
+/// run below this).
+const EXEC_TIMEOUT: Duration = Duration::from_secs(70);
+/// How long the other calls on a container (top, stats, archives, resize, an interactive
+/// exec's start) wait for the host's answer.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a compute host could not be told or asked something.
 #[derive(Debug, thiserror::Error)]
@@ -208,25 +218,181 @@ impl ComputeClient {
         query: LogQuery,
         request_id: &str,
     ) -> Result<LogsReply, ComputeError> {
-        let bus = self.bus()?;
         let request = ComputeRequest::ContainerLogs {
             capsule,
             container: container.to_owned(),
             query,
         };
+        self.call(host, request, LOGS_TIMEOUT, request_id).await
+    }
+
+    /// `container_action` (outbox): `host` does `action` to container `container` of capsule
+    /// `capsule` (every application container when `None`) and reports each container's
+    /// event with `request_id`.
+    pub fn container_action(
+        &self,
+        host: &str,
+        capsule: Uuid,
+        container: Option<Uuid>,
+        action: ContainerAction,
+        request_id: &str,
+    ) -> Result<NewOutbox, ComputeError> {
+        let request = ComputeRequest::ContainerAction {
+            capsule,
+            container,
+            action,
+        };
+        Ok(NewOutbox {
+            routing_key: compute_queue(host),
+            payload: encode(request, Some(request_id))?,
+            capsule_uuid: Some(capsule.to_string()),
+        })
+    }
+
+    /// `container_call` `exec`: runs `command` in the container; not `interactive`: its output
+    /// and exit code; interactive: a session to attach to (with a terminal when `tty`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn exec(
+        &self,
+        host: &str,
+        capsule: Uuid,
+        container: Uuid,
+        command: Vec<String>,
+        interactive: bool,
+        tty: bool,
+        request_id: &str,
+    ) -> Result<ContainerReply, ComputeError> {
+        let call = ContainerCall::Exec {
+            command,
+            interactive,
+            tty,
+        };
+        let timeout = if interactive {
+            CALL_TIMEOUT
+        } else {
+            EXEC_TIMEOUT
+        };
+        self.container_call(host, capsule, container, call, timeout, request_id)
+            .await
+    }
+
+    /// `container_call` `exec_resize`: the terminal of session `exec_id` is now `width` x
+    /// `height`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn exec_resize(
+        &self,
+        host: &str,
+        capsule: Uuid,
+        container: Uuid,
+        exec_id: Uuid,
+        width: u16,
+        height: u16,
+        request_id: &str,
+    ) -> Result<ContainerReply, ComputeError> {
+        let call = ContainerCall::ExecResize {
+            exec_id,
+            width,
+            height,
+        };
+        self.container_call(host, capsule, container, call, CALL_TIMEOUT, request_id)
+            .await
+    }
+
+    /// `container_call` `top`: the container's processes, `ps` run with `ps_args`.
+    pub async fn top(
+        &self,
+        host: &str,
+        capsule: Uuid,
+        container: Uuid,
+        ps_args: Option<String>,
+        request_id: &str,
+    ) -> Result<ContainerReply, ComputeError> {
+        let call = ContainerCall::Top { ps_args };
+        self.container_call(host, capsule, container, call, CALL_TIMEOUT, request_id)
+            .await
+    }
+
+    /// `container_call` `stats`: the container's resource figures now.
+    pub async fn stats(
+        &self,
+        host: &str,
+        capsule: Uuid,
+        container: Uuid,
+        request_id: &str,
+    ) -> Result<ContainerReply, ComputeError> {
+        let call = ContainerCall::Stats;
+        self.container_call(host, capsule, container, call, CALL_TIMEOUT, request_id)
+            .await
+    }
+
+    /// `container_call` `get_archive`: a tar archive of `path` in the container.
+    pub async fn get_archive(
+        &self,
+        host: &str,
+        capsule: Uuid,
+        container: Uuid,
+        path: String,
+        request_id: &str,
+    ) -> Result<ContainerReply, ComputeError> {
+        let call = ContainerCall::GetArchive { path };
+        self.container_call(host, capsule, container, call, CALL_TIMEOUT, request_id)
+            .await
+    }
+
+    /// `container_call` `put_archive`: extracts the tar archive `data` (base64) into directory
+    /// `path` of the container.
+    pub async fn put_archive(
+        &self,
+        host: &str,
+        capsule: Uuid,
+        container: Uuid,
+        path: String,
+        data: String,
+        request_id: &str,
+    ) -> Result<ContainerReply, ComputeError> {
+        let call = ContainerCall::PutArchive { path, data };
+        self.container_call(host, capsule, container, call, CALL_TIMEOUT, request_id)
+            .await
+    }
+
+    async fn container_call(
+        &self,
+        host: &str,
+        capsule: Uuid,
+        container: Uuid,
+        call: ContainerCall,
+        timeout: Duration,
+        request_id: &str,
+    ) -> Result<ContainerReply, ComputeError> {
+        let request = ComputeRequest::ContainerCall {
+            capsule,
+            container,
+            call,
+        };
+        self.call(host, request, timeout, request_id).await
+    }
+
+    /// Sends `request` to `host` and waits up to `timeout` for its answer.
+    async fn call<R: DeserializeOwned>(
+        &self,
+        host: &str,
+        request: ComputeRequest,
+        timeout: Duration,
+        request_id: &str,
+    ) -> Result<R, ComputeError> {
+        let bus = self.bus()?;
         let payload = encode_bytes(request, Some(request_id))?;
         let answer = bus
-            .call(&compute_queue(host), &payload, LOGS_TIMEOUT)
+            .call(&compute_queue(host), &payload, timeout)
             .await
             .map_err(|source| ComputeError::Unreachable {
                 host: host.to_owned(),
                 source,
             })?;
-        let reply: Envelope<LogsReply> =
-            rpc::decode(&answer).map_err(|source| ComputeError::BadReply {
-                host: host.to_owned(),
-                source,
-            })?;
+        let reply: Envelope<R> = rpc::decode(&answer).map_err(|source| ComputeError::BadReply {
+            host: host.to_owned(),
+            source,
+        })?;
         Ok(reply.body)
     }
 
@@ -292,5 +458,27 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, ComputeError::NoBus), "{err}");
         assert!(c.delete_capsule("h", Uuid::new_v4(), "r").is_ok());
+        let err = c.stats("h", Uuid::new_v4(), Uuid::new_v4(), "r").await;
+        assert!(matches!(err, Err(ComputeError::NoBus)));
+    }
+
+    #[test]
+    fn container_actions_go_to_the_capsules_host_with_the_request_id() {
+        let c = ComputeClient::default();
+        let capsule = Uuid::new_v4();
+        let action = ContainerAction::Kill { signal: 15 };
+        let e = c
+            .container_action("h3", capsule, None, action.clone(), "req-9")
+            .unwrap();
+        assert_eq!(e.routing_key, compute_queue("h3"));
+        assert_eq!(e.capsule_uuid, Some(capsule.to_string()));
+        let env = decoded(&e.payload);
+        assert_eq!(env.request_id.as_deref(), Some("req-9"));
+        let want = ComputeRequest::ContainerAction {
+            capsule,
+            container: None,
+            action,
+        };
+        assert_eq!(env.body, want);
     }
 }

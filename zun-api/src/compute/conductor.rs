@@ -1,5 +1,6 @@
 //! The conductor: consumes compute hosts' reports (`zun-conductor`) and writes them to the
-//! database; reconciles each heartbeat with what the database places on that host (orphans on
+//! database (capsule states, deletions, volumes, containers' history, heartbeats with their
+//! stream addresses); reconciles each heartbeat with what the database places on that host (orphans on
 //! the host are deleted, capsules the host lost are marked `Error`); fails capsules stuck in
 //! `Creating` on hosts that stopped reporting; and runs the outbox's background publisher.
 //! Any number of API processes may run it: reports are applied idempotently and in order.
@@ -106,10 +107,15 @@ async fn handle(state: &AppState, env: Envelope<ConductorEvent>, d: Delivery) ->
                 tracing::info!(%volume, %host, state = ?vs, reason = reason.as_deref().unwrap_or(""), applied = ?r.as_ref().ok(), "volume report");
                 r.map(|_| None)
             }
-            // The history of containers is kept once the container actions are served.
-            ConductorEvent::ContainerEvent { host, happened, .. } => {
-                tracing::info!(%host, container = %happened.container, kind = ?happened.kind, "container event (not kept yet)");
-                Ok(None)
+            // The container's history: idempotent per (host, seq).
+            ConductorEvent::ContainerEvent {
+                host,
+                seq,
+                happened,
+            } => {
+                let r = state.db.apply_container_event(host, *seq, happened).await;
+                tracing::debug!(%host, seq, container = %happened.container, kind = ?happened.kind, request_id = ?happened.request_id, outcome = ?r.as_ref().ok(), "container event");
+                r.map(|_| None)
             }
             ConductorEvent::Heartbeat(hb) => heartbeat(state, hb)
                 .await

@@ -1,7 +1,8 @@
 //! Talking to compute hosts: the typed [`ComputeClient`] (every message to a host is built
 //! there), [`placement`] (which host takes a capsule or a volume, and its claim), the
 //! transactional outbox's publisher ([`Dispatcher`]), the security-group firewall sender
-//! ([`FirewallSync`]) and the [`conductor`], which consumes the hosts' reports. All but the
+//! ([`FirewallSync`]), the hosts' [`stream`] listeners (interactive exec) and the
+//! [`conductor`], which consumes the hosts' reports. All but the
 //! conductor sit below the state that holds them and import nothing above `config`, `error`
 //! and `context`; the conductor runs on a whole state.
 
@@ -10,6 +11,7 @@ pub mod conductor;
 pub mod dispatch;
 pub mod firewall;
 pub mod placement;
+pub mod stream;
 
 pub use client::{ComputeClient, ComputeError, Unaddressed};
 pub use dispatch::Dispatcher;

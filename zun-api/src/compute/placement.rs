@@ -187,6 +187,7 @@ mod tests {
                 forced_down: false,
                 report_count: 1,
                 availability_zone: zone.map(str::to_owned),
+                stream_address: None,
                 created_at: now,
                 updated_at: None,
             },

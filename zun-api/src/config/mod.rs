@@ -181,6 +181,9 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Memory for rendered list pages reused while their project is unchanged, MiB (0: off).
     pub list_cache_mib: u64,
+    /// Largest archive `put_archive` takes and `get_archive` gives, in bytes before base64
+    /// (413 beyond); the body limit of `put_archive` is raised to fit one.
+    pub archive_max_bytes: usize,
 }
 
 impl Default for ApiConfig {
@@ -191,6 +194,7 @@ impl Default for ApiConfig {
             max_limit: 1000,
             max_body_bytes: 1024 * 1024,
             list_cache_mib: 256,
+            archive_max_bytes: 16 * 1024 * 1024,
         }
     }
 }

@@ -99,3 +99,17 @@ pub async fn read_json_body(
     let bytes = read_limited(headers, body, limit).await?;
     parse_json(headers, &bytes)
 }
+
+/// A JSON body that may be absent (Zun's action routes take their parameters from the query,
+/// or from a body pecan merges in): `None` when empty, else [`parse_json`].
+pub async fn read_optional_json(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Option<Value>, ApiError> {
+    let bytes = read_limited(headers, body, limit).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    parse_json(headers, &bytes).map(Some)
+}

@@ -20,7 +20,9 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge { .. } | ApiError::TooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -74,6 +76,7 @@ impl ApiError {
             // HTTP-level errors carry the reason phrase as title, as webob's do.
             ApiError::MethodNotAllowed
             | ApiError::PayloadTooLarge { .. }
+            | ApiError::TooLarge(_)
             | ApiError::UnsupportedMediaType(_)
             | ApiError::NotAcceptable(_)
             | ApiError::ServiceUnavailable(_) => (

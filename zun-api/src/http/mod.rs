@@ -1,7 +1,8 @@
 //! HTTP plumbing the three APIs share, written once: the request-id and authentication layers,
 //! the [`RequestContext`](crate::context::RequestContext) extractor and link base URLs, request
 //! bodies and query strings, trailing slashes, Zun's microversion negotiation and the rendering
-//! of [`ApiError`](crate::error::ApiError) as Zun's error JSON. Each API's own routes, request
+//! of [`ApiError`](crate::error::ApiError) as Zun's error JSON, and the websocket [`relay`]
+//! of interactive exec. Each API's own routes, request
 //! parsing, views and error shape are under `api/`.
 
 pub mod auth;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod microversion;
 pub mod path;
 pub mod query;
+pub mod relay;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};

@@ -1,13 +1,17 @@
-//! `/v1/capsules` handlers: list, create, show, delete.
+//! `/v1/capsules` handlers: list, create, show, delete; and our extension, the lifecycle
+//! actions of a whole capsule (stop, start, restart every application container).
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 
+use capsule_types::rpc::ContainerAction;
+
 use super::parse;
 use super::view::{capsule_json, capsule_list_json, ViewMask};
 use crate::app::capsule::{self as app, Listing};
+use crate::app::container::lifecycle;
 use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::http::body::read_json_body;
@@ -106,4 +110,43 @@ pub async fn delete(
     let force = parse::force_flag(query.as_deref())?;
     app::delete(&state, &ctx, &ident, all_projects, force).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/capsules/{ident}/stop?timeout=` (our extension): stops every application
+/// container of the capsule; 202.
+pub async fn stop(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(ident): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<StatusCode, ApiError> {
+    let timeout_seconds = parse::container::timeout(query.as_deref())?;
+    let action = ContainerAction::Stop { timeout_seconds };
+    lifecycle::act_on_capsule(&state, &ctx, &ident, action).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `POST /v1/capsules/{ident}/start` (our extension): starts every application container of
+/// the capsule; 202.
+pub async fn start(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(ident): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    lifecycle::act_on_capsule(&state, &ctx, &ident, ContainerAction::Start).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `POST /v1/capsules/{ident}/restart?timeout=` (our extension): restarts every application
+/// container of the capsule; 202.
+pub async fn restart(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(ident): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<StatusCode, ApiError> {
+    let timeout_seconds = parse::container::timeout(query.as_deref())?;
+    let action = ContainerAction::Restart { timeout_seconds };
+    lifecycle::act_on_capsule(&state, &ctx, &ident, action).await?;
+    Ok(StatusCode::ACCEPTED)
 }

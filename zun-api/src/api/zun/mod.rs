@@ -3,8 +3,11 @@
 //! `/v1/...`). Handlers per resource, request parsing in [`parse`], views in [`view`]; errors
 //! are [`ApiError`](crate::error::ApiError), rendered by `http::error`.
 
+pub mod archives;
 pub mod capsules;
+pub mod container_actions;
 pub mod containers;
+pub mod exec;
 pub mod hosts;
 pub mod parse;
 pub mod root;
@@ -14,8 +17,7 @@ pub mod view;
 use axum::extract::Request;
 use axum::http::Uri;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::put;
-use axum::routing::{get, MethodRouter};
+use axum::routing::{get, post, put, MethodRouter};
 use axum::Router;
 use tower::util::{MapRequest, MapRequestLayer};
 use tower::Layer;
@@ -82,10 +84,20 @@ pub fn router(state: AppState) -> Router {
             "/v1/services/force_down",
             with_405(put(services::force_down)),
         )
+        .route("/v1/capsules/{ident}/stop", with_405(post(capsules::stop)))
+        .route(
+            "/v1/capsules/{ident}/start",
+            with_405(post(capsules::start)),
+        )
+        .route(
+            "/v1/capsules/{ident}/restart",
+            with_405(post(capsules::restart)),
+        )
         .route(
             "/v1/containers/{ident}/logs",
             with_405(get(containers::logs)),
         )
+        .merge(container_routes())
         .route("/v1/hosts", with_405(get(hosts::list)))
         .route("/v1/hosts/{ident}", with_405(get(hosts::show)))
         .layer(from_fn(version_layer));
@@ -98,6 +110,33 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), auth_layer))
         .layer(from_fn(request_id_layer))
         .with_state(state)
+}
+
+/// `/v1/containers/{ident}/...`: what Zun serves on a container, for capsule containers.
+fn container_routes() -> Router<AppState> {
+    let c = |action: &str| format!("/v1/containers/{{ident}}/{action}");
+    Router::new()
+        .route(&c("stop"), with_405(post(containers::stop)))
+        .route(&c("start"), with_405(post(containers::start)))
+        .route(&c("reboot"), with_405(post(containers::reboot)))
+        .route(&c("kill"), with_405(post(containers::kill)))
+        .route(&c("pause"), with_405(post(containers::pause)))
+        .route(&c("unpause"), with_405(post(containers::unpause)))
+        .route(&c("top"), with_405(get(containers::top)))
+        .route(&c("stats"), with_405(get(containers::stats)))
+        .route(&c("execute"), with_405(post(exec::execute)))
+        .route(&c("execute_resize"), with_405(post(exec::execute_resize)))
+        .route(&c("exec_stream"), with_405(get(exec::exec_stream)))
+        .route(&c("get_archive"), with_405(get(archives::get_archive)))
+        .route(&c("put_archive"), with_405(post(archives::put_archive)))
+        .route(
+            &c("container_actions"),
+            with_405(get(container_actions::list)),
+        )
+        .route(
+            &c("container_actions/{request_id}"),
+            with_405(get(container_actions::show)),
+        )
 }
 
 /// The service to serve: [`router`] behind path normalization, which must run before routing

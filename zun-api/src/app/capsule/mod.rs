@@ -42,7 +42,7 @@ fn own_scope(ctx: &RequestContext) -> Scope {
     }
 }
 
-fn capsule_target(rec: &CapsuleRecord) -> Target {
+pub(crate) fn capsule_target(rec: &CapsuleRecord) -> Target {
     Target::new()
         .with("project_id", rec.capsule.project_id.clone())
         .with("user_id", rec.capsule.user_id.clone())
@@ -50,7 +50,7 @@ fn capsule_target(rec: &CapsuleRecord) -> Target {
 
 /// Looks a capsule up by uuid or name as Zun does: 404 when missing, 409 when a name is
 /// ambiguous. Admins (`capsule:get_one_all_projects`) see every project.
-async fn lookup(
+pub(crate) async fn lookup(
     state: &AppState,
     ctx: &RequestContext,
     ident: &str,

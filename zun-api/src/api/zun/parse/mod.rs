@@ -1,9 +1,13 @@
 //! Request parsing of Zun's `/v1`, with Zun's messages: the paging and flags of query strings,
-//! capsule and host lists, the capsule create body, container logs' query ([`logs`]) and the
+//! capsule and host lists, the capsule create body, container logs' query ([`logs`]), the
+//! container actions' and calls' parameters ([`container`], [`exec`], [`archive`]) and the
 //! services actions' parameters ([`services`]). Where Zun checks a parameter only after the
 //! policy check, the handler hands the parse's `Result` to the operation, which reports a
 //! refusal at that point.
 
+pub mod archive;
+pub mod container;
+pub mod exec;
 pub mod logs;
 pub mod services;
 

@@ -1,8 +1,10 @@
 //! Zun's views: capsules as Zun shows them (the current view, >= 1.32, and the legacy one, with
-//! fields hidden per policy, written straight from the database records), compute hosts and
-//! services, and Zun's datetime format.
+//! fields hidden per policy, written straight from the database records), what container
+//! calls answer, container actions, compute hosts and services, and Zun's datetime format.
 
 mod capsule;
+pub mod container;
+pub mod container_action;
 pub mod host;
 pub mod service;
 mod time;
