@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use capsule_types::rpc::{compute_queue, ComputeRequest, Envelope, Heartbeat, NodeResources};
+use capsule_types::rpc::{compute_queue, ComputeRequest, Envelope};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::common::{minimal, TestApi, ADMIN, DEMO};
+use crate::common::{heartbeat, minimal, TestApi, ADMIN, DEMO};
 
 fn with_net_raw(name: &str) -> Value {
     let mut t = minimal(name);
@@ -55,29 +55,6 @@ async fn net_raw_needs_the_policy_rule_and_nothing_else_can_be_added() {
     let r = api.create(DEMO, with_net_raw("raw")).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-async fn heartbeat(db: &db::Database, host: &str) {
-    let hb = Heartbeat {
-        host: host.to_owned(),
-        binary: "zun-compute".to_owned(),
-        availability_zone: "nova".to_owned(),
-        resources: NodeResources {
-            cpus: 4.0,
-            memory_mib: 8192,
-            disk_gib: 50,
-            architecture: "x86_64".to_owned(),
-            os: "Debian GNU/Linux 12 (bookworm)".to_owned(),
-            kernel_version: "6.1.0".to_owned(),
-            labels: Default::default(),
-        },
-        capsules: vec![],
-        seq: 0,
-        firewall_epoch: None,
-        firewall_incarnation: None,
-        stream_address: None,
-    };
-    db.record_heartbeat(&hb).await.unwrap();
 }
 
 /// A fake compute agent: passes on what reaches the host's queue.

@@ -357,3 +357,27 @@ pub fn minimal(name: &str) -> Value {
         "spec": {"containers": [{"image": "busybox", "command": ["sleep", "3600"]}]}
     })
 }
+
+/// Registers compute host `host` (4 CPUs, 8 GiB, 50 GiB, zone `nova`) by a heartbeat.
+pub async fn heartbeat(db: &db::Database, host: &str) {
+    let hb = capsule_types::rpc::Heartbeat {
+        host: host.to_owned(),
+        binary: "zun-compute".to_owned(),
+        availability_zone: "nova".to_owned(),
+        resources: capsule_types::rpc::NodeResources {
+            cpus: 4.0,
+            memory_mib: 8192,
+            disk_gib: 50,
+            architecture: "x86_64".to_owned(),
+            os: "Debian GNU/Linux 12 (bookworm)".to_owned(),
+            kernel_version: "6.1.0".to_owned(),
+            labels: Default::default(),
+        },
+        capsules: vec![],
+        seq: 0,
+        firewall_epoch: None,
+        firewall_incarnation: None,
+        stream_address: None,
+    };
+    db.record_heartbeat(&hb).await.unwrap();
+}

@@ -8,16 +8,14 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use capsule_types::rpc::{
-    compute_queue, ComputeRequest, Envelope, Heartbeat, NodeResources, VolumeHostState,
-};
+use capsule_types::rpc::{compute_queue, ComputeRequest, Envelope, VolumeHostState};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use test_support::env;
 use tokio::sync::mpsc;
 use tower::ServiceExt;
 
-use crate::common::{Resp, TestApi, Who, ADMIN, ALT, DEMO};
+use crate::common::{heartbeat, Resp, TestApi, Who, ADMIN, ALT, DEMO};
 
 /// A volume id nobody has.
 const UNKNOWN: &str = "5a0b4d4c-1d0b-4d4e-8e59-3b6cfa1b1f2a";
@@ -614,29 +612,6 @@ async fn types_and_zones() {
     assert_eq!(zone["zoneState"]["available"], true);
 }
 
-async fn heartbeat(db: &db::Database, host: &str) {
-    let hb = Heartbeat {
-        host: host.to_owned(),
-        binary: "zun-compute".to_owned(),
-        availability_zone: "nova".to_owned(),
-        resources: NodeResources {
-            cpus: 4.0,
-            memory_mib: 8192,
-            disk_gib: 50,
-            architecture: "x86_64".to_owned(),
-            os: "Debian GNU/Linux 12 (bookworm)".to_owned(),
-            kernel_version: "6.1.0".to_owned(),
-            labels: Default::default(),
-        },
-        capsules: vec![],
-        seq: 0,
-        firewall_epoch: None,
-        firewall_incarnation: None,
-        stream_address: None,
-    };
-    db.record_heartbeat(&hb).await.unwrap();
-}
-
 /// A fake compute agent: passes on what reaches the host's queue.
 struct Agent(mpsc::UnboundedSender<Vec<u8>>);
 
@@ -752,22 +727,10 @@ async fn volumes_are_made_on_a_compute_host_attached_and_deleted() {
     agent.stop().await;
 }
 
-/// A variable of devstack's test environment; missing is a failure with a hint, not a skip.
-/// A project-scoped Keystone token of `user` in `project`, and the project's id.
+/// A project-scoped Keystone token of `user` (password in `password_var`) in `project`,
+/// and the project's id.
 async fn token(user: &str, password_var: &str, project: &str) -> (String, String) {
-    let body = json!({"auth": {
-        "identity": {"methods": ["password"], "password": {"user": {
-            "name": user, "domain": {"name": "Default"}, "password": env(password_var)}}},
-        "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}});
-    let tokens = format!("{}/auth/tokens?nocatalog", env("ZUN_TEST_KEYSTONE_URL"));
-    let client = reqwest::Client::new();
-    let resp = client.post(tokens).json(&body).send().await.unwrap();
-    assert_eq!(resp.status().as_u16(), 201, "token for {user}");
-    let tok = resp.headers()["x-subject-token"].to_str().unwrap();
-    let tok = tok.to_owned();
-    let v: Value = resp.json().await.unwrap();
-    let project = v["token"]["project"]["id"].as_str().unwrap();
-    (tok, project.to_owned())
+    crate::keystone::token(user, &env(password_var), project).await
 }
 
 /// `method` on `uri` with Keystone token `tok`.
@@ -778,13 +741,7 @@ async fn as_user(api: &TestApi, tok: &str, method: Method, uri: &str, body: Opti
 
 #[tokio::test]
 async fn keystone_users_own_read_and_administer_volumes() {
-    let api = TestApi::new(&format!(
-        "[auth]\nstrategy = \"keystone\"\n[keystone]\nauth_url = \"{}\"\n\
-         www_authenticate_uri = \"http://127.0.0.1:5000\"\npassword = \"{}\"\n",
-        env("ZUN_TEST_KEYSTONE_URL"),
-        env("ZUN_TEST_SERVICE_PASSWORD")
-    ))
-    .await;
+    let api = TestApi::new(&crate::keystone::config("")).await;
     let (demo, demo_project) = token("demo", "ZUN_TEST_DEMO_PASSWORD", "demo").await;
     let (reader, _) = token("demo-reader", "ZUN_TEST_READER_PASSWORD", "demo").await;
     let (alt, alt_project) = token("alt_demo", "ZUN_TEST_ALT_DEMO_PASSWORD", "alt_demo").await;
