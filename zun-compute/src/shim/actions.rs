@@ -149,7 +149,18 @@ impl Shim {
                     (ContainerState::Running, Some(pid)) => {
                         tracing::info!(container = %name, ?signal, "kill");
                         kill(Pid::from_raw(pid), signal)
-                            .map_err(|e| (false, format!("cannot signal {name}: {e}")))
+                            .map_err(|e| (false, format!("cannot signal {name}: {e}")))?;
+                        // SIGKILL (`zun kill`'s default) stops it for good, as `docker kill`
+                        // does: a user's stop, which the restart policy leaves alone. Other
+                        // signals are only delivered.
+                        let u = &mut self.units[i];
+                        if signal == Signal::SIGKILL && u.stop.is_none() {
+                            u.stop = Some(UnitStop {
+                                deadline: Instant::now() + KILL_PATIENCE,
+                                killed: true,
+                            });
+                        }
+                        Ok(())
                     }
                     (ContainerState::Paused, _) => Err((true, format!("{name} is paused"))),
                     _ => Err((true, format!("{name} is not running"))),
