@@ -4,6 +4,7 @@ pub mod template;
 
 pub use template::{parse_create_body, parse_template, CapsuleTemplate, Limits, TemplateErrors};
 
+pub mod log_cursor;
 pub mod microversion;
 pub mod rpc;
 pub mod secgroup;

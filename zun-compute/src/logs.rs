@@ -274,39 +274,24 @@ not a log line
         );
     }
 
-    /// What `capsule logs --follow` does with each answer (capsule-cli's `print_new`): `since`
-    /// is inclusive, so lines at the newest time already printed are skipped by count.
+    /// A follower as `capsule logs --follow` (`capsule_types::log_cursor`): what it printed.
     #[derive(Default)]
     struct Follower {
-        last: Option<String>,
-        at_last: usize,
+        cursor: capsule_types::log_cursor::LogCursor,
         printed: Vec<String>,
     }
 
     impl Follower {
         fn take(&mut self, text: &str) {
-            let mut skip = self.at_last;
-            for line in text.lines() {
-                let (time, rest) = line.split_once(' ').unwrap();
-                if self.last.as_deref() == Some(time) {
-                    if skip > 0 {
-                        skip -= 1;
-                        continue;
-                    }
-                    self.at_last += 1;
-                } else {
-                    skip = 0;
-                    self.last = Some(time.to_owned());
-                    self.at_last = 1;
-                }
-                self.printed.push(rest.to_owned());
-            }
+            let new = self.cursor.new_lines(text);
+            self.printed
+                .extend(new.into_iter().map(|(_, rest)| rest.to_owned()));
         }
 
         fn query(&self) -> LogQuery {
             LogQuery {
                 timestamps: true,
-                since: self.last.as_deref().map(|t| t.parse().unwrap()),
+                since: self.cursor.since().map(|t| t.parse().unwrap()),
                 ..LogQuery::default()
             }
         }

@@ -3,6 +3,8 @@
 use std::io::Write;
 use std::time::Duration;
 
+use capsule_types::log_cursor::LogCursor;
+
 use super::segment;
 use crate::client::Client;
 use crate::CliError;
@@ -51,14 +53,14 @@ pub fn run(client: &Client, args: &Args) -> Result<(), CliError> {
         py_bool(err)
     );
     let first = client.get_text(&format!("{base}&tail={}", args.tail))?;
-    let mut seen = Seen::default();
+    let mut seen = LogCursor::default();
     print_new(&first, &mut seen, args.timestamps);
     if !args.follow {
         return Ok(());
     }
     loop {
         std::thread::sleep(FOLLOW_POLL);
-        let path = match &seen.last {
+        let path = match seen.since() {
             Some(t) => format!("{base}&since={}", segment(t)),
             None => base.clone(),
         };
@@ -78,30 +80,9 @@ fn py_bool(b: bool) -> &'static str {
     }
 }
 
-/// The newest time printed, and how many lines with that time were printed (`since` is
-/// inclusive, so the next answer repeats them).
-#[derive(Default)]
-struct Seen {
-    last: Option<String>,
-    at_last: usize,
-}
-
-fn print_new(text: &str, seen: &mut Seen, timestamps: bool) {
+fn print_new(text: &str, seen: &mut LogCursor, timestamps: bool) {
     let mut stdout = std::io::stdout().lock();
-    let mut skip = seen.at_last;
-    for line in text.lines() {
-        let (time, rest) = line.split_once(' ').unwrap_or((line, ""));
-        if seen.last.as_deref() == Some(time) {
-            if skip > 0 {
-                skip -= 1;
-                continue;
-            }
-            seen.at_last += 1;
-        } else {
-            skip = 0;
-            seen.last = Some(time.to_owned());
-            seen.at_last = 1;
-        }
+    for (line, rest) in seen.new_lines(text) {
         let _ = if timestamps {
             writeln!(stdout, "{line}")
         } else {
