@@ -236,8 +236,43 @@ impl Session {
     }
 }
 
+/// The processes below `pid` (children first found, then theirs), from `/proc`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let parent_of = |p: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let all: Vec<u32> = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(all.iter().copied().filter(|c| parent_of(*c) == Some(p)));
+        i += 1;
+    }
+    out.remove(0);
+    out
+}
+
 impl Drop for Session {
+    /// The client is killed: `zun` itself (and anything it ran) with SIGKILL, then `script`.
     fn drop(&mut self) {
+        for pid in descendants(self.child.id()) {
+            let _ = std::process::Command::new("/bin/kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -234,8 +234,34 @@ fn signal_group(child: &Child, signal: &str) {
         .status();
 }
 
+impl PrivateBroker {
+    /// Prints the end of the node's logs (the server's output and RabbitMQ's own log) to
+    /// stderr, which the test harness shows with the failure.
+    fn print_log_tail(&self) {
+        let mut logs = vec![self.dir.join("server.log")];
+        if let Ok(entries) = std::fs::read_dir(self.dir.join("log")) {
+            logs.extend(entries.flatten().map(|e| e.path()));
+        }
+        for path in logs {
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(30)..];
+            eprintln!("--- {} (last {} lines)", path.display(), tail.len());
+            for l in tail {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
 impl Drop for PrivateBroker {
     fn drop(&mut self) {
+        // A failing test shows what its broker said: the node's log goes with its directory.
+        if std::thread::panicking() {
+            self.print_log_tail();
+        }
         self.kill();
         let _ = self.epmd.kill();
         let _ = self.epmd.wait();
