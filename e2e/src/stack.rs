@@ -317,13 +317,44 @@ impl Stack {
 
     /// Waits until the capsule's status is `want`; returns it.
     pub async fn wait_status(&self, uuid: &str, want: &str, within: Duration) -> Value {
+        self.wait_for(uuid, &format!("reached {want}"), within, |c| {
+            c["status"] == want
+        })
+        .await
+    }
+
+    /// Waits until `pred` holds for the capsule as an admin sees it; `what` names it in the
+    /// failure.
+    pub async fn wait_for(
+        &self,
+        uuid: &str,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         until_async(within, Duration::from_millis(100), async || {
             match self.show(uuid).await {
-                Some(c) if c["status"] == want => Ok(c),
-                c => Err(format!("capsule {uuid} never reached {want}; last: {c:?}")),
+                Some(c) if pred(&c) => Ok(c),
+                c => Err(format!("capsule {uuid} never {what}; last: {c:?}")),
             }
         })
         .await
+    }
+
+    /// The logs of container `uuid` (Zun's logs API, as demo).
+    pub async fn container_logs(&self, uuid: &str) -> String {
+        let (status, body) = self
+            .call(
+                DEMO,
+                reqwest::Method::GET,
+                &format!("/v1/containers/{uuid}/logs"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body.as_str()
+            .unwrap_or_else(|| panic!("logs: {body}"))
+            .to_owned()
     }
 
     /// Waits until the capsule is gone.

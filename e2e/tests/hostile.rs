@@ -41,34 +41,6 @@ async fn latency(url: &str, n: usize) -> Duration {
     times[n / 2]
 }
 
-async fn wait_for(stack: &Stack, uuid: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + LONG;
-    loop {
-        let c = stack.show(uuid).await;
-        if let Some(c) = c.as_ref().filter(|c| pred(c)) {
-            return c.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{uuid}: never {what}; last: {c:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn logs(stack: &Stack, container: &str) -> String {
-    let (status, body) = stack
-        .call(
-            DEMO,
-            reqwest::Method::GET,
-            &format!("/v1/containers/{container}/logs"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body.as_str().unwrap().to_owned()
-}
-
 fn offender(name: &str, script: &str, memory: Option<u64>) -> Value {
     let mut c = json!({"name": name, "image": "busybox", "command": ["sh", "-c", script]});
     if let Some(m) = memory {
@@ -150,10 +122,11 @@ async fn offenders_are_contained_and_the_witness_keeps_answering() {
         let reported = reports().await;
         let uuid = stack.create_template(DEMO, &template).await;
         made.push(uuid.clone());
-        let c = wait_for(&stack, &uuid, "started", |c| {
-            c["status"] == "Running" || c["status"] == "Error" || c["status"] == "Stopped"
-        })
-        .await;
+        let c = stack
+            .wait_for(&uuid, "started", LONG, |c| {
+                c["status"] == "Running" || c["status"] == "Error" || c["status"] == "Stopped"
+            })
+            .await;
         let container = c["containers"][0]["uuid"].as_str().unwrap().to_owned();
         // Let it do its worst while the witness is measured.
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -168,14 +141,15 @@ async fn offenders_are_contained_and_the_witness_keeps_answering() {
                 let pids = Path::new("/sys/fs/cgroup/pids/capsule").join(&uuid);
                 let max = std::fs::read_to_string(pids.join("pids.max")).unwrap();
                 assert_eq!(max.trim(), "64");
-                let log = logs(&stack, &container).await;
+                let log = stack.container_logs(&container).await;
                 assert!(log.contains("can't fork"), "{log}");
             }
             "memhog" => {
-                let c = wait_for(&stack, &uuid, "OOM-killed", |c| {
-                    c["containers"][0]["status"] == "Error"
-                })
-                .await;
+                let c = stack
+                    .wait_for(&uuid, "OOM-killed", LONG, |c| {
+                        c["containers"][0]["status"] == "Error"
+                    })
+                    .await;
                 let reason = c["containers"][0]["status_reason"].as_str().unwrap_or("");
                 assert!(reason.contains("OOMKilled"), "{c}");
             }
@@ -188,12 +162,15 @@ async fn offenders_are_contained_and_the_witness_keeps_answering() {
                     on_disk <= LOG_BYTES * LOG_FILES,
                     "{on_disk} bytes of logs on disk"
                 );
-                assert!(logs(&stack, &container).await.contains("flood-flood"));
+                assert!(stack
+                    .container_logs(&container)
+                    .await
+                    .contains("flood-flood"));
             }
             "diskfill" => {
                 let deadline = Instant::now() + LONG;
                 let log = loop {
-                    let l = logs(&stack, &container).await;
+                    let l = stack.container_logs(&container).await;
                     if l.contains("dd-exit=") || Instant::now() > deadline {
                         break l;
                     }

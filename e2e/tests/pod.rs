@@ -22,38 +22,6 @@ async fn container_named<'a>(capsule: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no container {name} in {capsule}"))
 }
 
-/// The logs of container `uuid`, as `who` asks for them.
-async fn logs(stack: &Stack, uuid: &str) -> String {
-    let (status, body) = stack
-        .call(
-            DEMO,
-            reqwest::Method::GET,
-            &format!("/v1/containers/{uuid}/logs"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body.as_str().unwrap().to_owned()
-}
-
-/// Waits until `pred` holds for the capsule as an admin sees it.
-async fn wait_for(stack: &Stack, uuid: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + LONG;
-    loop {
-        let c = stack.show(uuid).await;
-        if let Some(c) = &c {
-            if pred(c) {
-                return c.clone();
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "capsule {uuid}: never {what}; last: {c:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_container_pod_shares_network_pid_and_hostname() {
     let stack = Stack::start().await;
@@ -87,7 +55,7 @@ async fn a_two_container_pod_shares_network_pid_and_hostname() {
     // as PID 1, and has the same host name.
     let deadline = Instant::now() + LONG;
     let probe_log = loop {
-        let l = logs(&stack, &probe).await;
+        let l = stack.container_logs(&probe).await;
         if l.contains("PID") || Instant::now() > deadline {
             break l;
         }
@@ -101,7 +69,7 @@ async fn a_two_container_pod_shares_network_pid_and_hostname() {
             .any(|l| l.trim_start().starts_with("1 ") && l.contains("/pause")),
         "{probe_log}"
     );
-    let web_log = logs(&stack, &web).await;
+    let web_log = stack.container_logs(&web).await;
     assert!(web_log.contains("host=pair"), "{web_log}");
     assert!(probe_log.contains("host=pair"), "{probe_log}");
     // Zun's query: timestamps and tail.
@@ -187,10 +155,11 @@ async fn exits_restarts_and_oom_kills_show_in_the_status() {
     let flaky = json!({"kind": "capsule", "metadata": {"name": "flaky"}, "restartPolicy": "OnFailure",
         "spec": {"containers": [{"image": "busybox", "command": ["sh", "-c", "echo try; exit 1"]}]}});
     let flaky = stack.create_template(DEMO, &flaky).await;
-    let c = wait_for(&stack, &flaky, "restarted twice", |c| {
-        c["containers"][0]["restart_count"].as_i64().unwrap_or(0) >= 2
-    })
-    .await;
+    let c = stack
+        .wait_for(&flaky, "restarted twice", LONG, |c| {
+            c["containers"][0]["restart_count"].as_i64().unwrap_or(0) >= 2
+        })
+        .await;
     assert_ne!(c["status"], "Error", "{c}");
     // Never: memory over the request gets the container OOM-killed, and that is reported.
     let hog = json!({"kind": "capsule", "metadata": {"name": "hog"}, "restartPolicy": "Never",
@@ -198,10 +167,11 @@ async fn exits_restarts_and_oom_kills_show_in_the_status() {
             "command": ["sh", "-c", "x=a; while true; do x=$x$x; done"],
             "resources": {"requests": {"memory": 16}}}]}});
     let hog = stack.create_template(DEMO, &hog).await;
-    let c = wait_for(&stack, &hog, "OOM-killed", |c| {
-        c["containers"][0]["status"] == "Error"
-    })
-    .await;
+    let c = stack
+        .wait_for(&hog, "OOM-killed", LONG, |c| {
+            c["containers"][0]["status"] == "Error"
+        })
+        .await;
     let reason = c["containers"][0]["status_reason"].as_str().unwrap_or("");
     assert!(reason.contains("OOMKilled"), "{c}");
     assert_eq!(c["status"], "Error", "{c}");
@@ -259,10 +229,11 @@ async fn capsules_outlive_a_killed_agent_and_are_deleted_after_its_restart() {
     host.compute.restart();
     stack.wait_service("p4", true, LONG).await;
     // Zun's times ("%Y-%m-%d %H:%M:%S.%6f") sort as text.
-    let c = wait_for(&stack, &uuid, "reported by the restarted agent", |c| {
-        updated(c) > last && container_updated(c) > last_container
-    })
-    .await;
+    let c = stack
+        .wait_for(&uuid, "reported by the restarted agent", LONG, |c| {
+            updated(c) > last && container_updated(c) > last_container
+        })
+        .await;
     assert_eq!(c["status"], "Running", "{c}");
     assert_eq!(c["containers"][0]["status"], "Running", "{c}");
     // The very processes it had before: the shim, the sandbox and the container outlived the

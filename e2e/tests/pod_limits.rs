@@ -36,20 +36,6 @@ fn read(path: &Path) -> String {
         .to_owned()
 }
 
-/// The logs of container `uuid`.
-async fn logs(stack: &Stack, uuid: &str) -> String {
-    let (status, body) = stack
-        .call(
-            DEMO,
-            reqwest::Method::GET,
-            &format!("/v1/containers/{uuid}/logs"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body.as_str().unwrap().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn defaults_and_the_pids_limit_are_in_the_view_and_the_cgroups() {
     let stack = Stack::start().await;
@@ -124,7 +110,7 @@ async fn a_container_that_fills_its_writable_layer_gets_enospc() {
     let filler = container(&c, "filler")["uuid"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + LONG;
     let log = loop {
-        let l = logs(&stack, &filler).await;
+        let l = stack.container_logs(&filler).await;
         if l.contains("dd-exit=") || Instant::now() > deadline {
             break l;
         }
