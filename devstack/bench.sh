@@ -5,6 +5,7 @@
 #   devstack/bench.sh api      GET /v1/capsules throughput and API create latency
 #   devstack/bench.sh rpc      compute RPC round trip and message rates
 #   devstack/bench.sh pod      real pods: create -> Running, delete -> gone, vs podman; memory
+#   devstack/bench.sh exec     exec round trip and stats of a running container, vs podman's
 #   devstack/bench.sh sg       security-group rule change -> in the compute host's nftables
 #   devstack/bench.sh oidc     OIDC bearer-token validation, cached and not
 # Each benchmark leaves its figures in bench/out/NAME.json; then bench-report merges whatever is
@@ -21,17 +22,18 @@ STACK_DIR=${STACK_DIR:-/opt/capsule}
 source "$STACK_DIR/etc/test-env"
 cd "$TOP_DIR"
 if (($# == 0)); then
-    set -- api rpc pod sg oidc
+    set -- api rpc pod exec sg oidc
 fi
 for bench in "$@"; do
     case $bench in
         api) cargo bench --locked -p zun-api --bench api ;;
         rpc) cargo bench --locked -p e2e --bench rpc ;;
         pod) cargo bench --locked -p e2e --bench pod ;;
+        exec) cargo bench --locked -p e2e --bench exec ;;
         sg) cargo bench --locked -p tempest --bench secgroups ;;
         oidc) cargo bench --locked -p zun-api --bench oidc ;;
         *)
-            echo "unknown benchmark $bench (known: api, rpc, pod, sg, oidc)" >&2
+            echo "unknown benchmark $bench (known: api, rpc, pod, exec, sg, oidc)" >&2
             exit 2
             ;;
     esac

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::svg::{cdf_plot, Series};
 
 /// The benchmarks whose figures the report knows, in report order.
-pub const PARTS: &[&str] = &["pod", "api", "rpc", "sg", "oidc"];
+pub const PARTS: &[&str] = &["pod", "exec", "api", "rpc", "sg", "oidc"];
 
 /// A target from DESIGN.md: the figure must be at most, or at least, this.
 #[derive(Debug, Clone, Copy)]
@@ -110,6 +110,9 @@ pub fn rows(parts: &BTreeMap<String, Value>) -> Vec<Row> {
         ("100 at once: Running (of 100)", "pod", "burst100_running", "value", "count", Some(AtLeast(100.0)), None),
         ("100 at once: delete -> gone, p50", "pod", "delete_burst100", "p50", "ms", None, Some("podman_delete_burst100")),
         ("100 at once: delete -> gone, p99", "pod", "delete_burst100", "p99", "ms", None, Some("podman_delete_burst100")),
+        ("exec round trip (API -> container), p50", "exec", "exec", "p50", "ms", Some(AtMost(25.0)), Some("podman_exec")),
+        ("exec round trip (API -> container), p99", "exec", "exec", "p99", "ms", None, Some("podman_exec")),
+        ("stats (API -> host's cgroup), p50", "exec", "stats", "p50", "ms", None, Some("podman_stats")),
         ("GET /v1/capsules, 1,000, gzip (as zunclient)", "api", "list_1000_gzip", "value", "req/s", Some(AtLeast(5000.0)), None),
         ("GET /v1/capsules, 1,000, uncompressed", "api", "list_1000", "value", "req/s", Some(AtLeast(5000.0)), None),
         ("GET /v1/capsules?limit=50", "api", "list_page50", "value", "req/s", None, None),
