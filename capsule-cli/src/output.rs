@@ -160,8 +160,7 @@ pub fn show_with_width(
 }
 
 /// The terminal's width: `COLUMNS` if set to a positive number, else, when stdout is a
-/// terminal, its size as `stty size` reports it; None otherwise (output to a pipe or a file
-/// is not fitted).
+/// terminal, its width; None otherwise (output to a pipe or a file is not fitted).
 pub fn terminal_width() -> Option<usize> {
     let columns = std::env::var("COLUMNS").ok();
     if let Some(n) = columns.and_then(|c| c.trim().parse::<usize>().ok()) {
@@ -169,72 +168,20 @@ pub fn terminal_width() -> Option<usize> {
             return Some(n);
         }
     }
-    use std::io::IsTerminal;
-    if !std::io::stdout().is_terminal() {
-        return None;
-    }
-    stty_columns()
+    terminal_size().map(|(w, _)| usize::from(w))
 }
 
-/// The size (width, height) of the terminal on stdout, from `stty size`; None when stdout is
-/// not a terminal.
-#[cfg(unix)]
+/// The size (width, height) of the terminal on stdout (`TIOCGWINSZ`, a cheap ioctl, so an
+/// interactive session can ask it as often as it likes); None when stdout is not a terminal
+/// or has no size.
 pub fn terminal_size() -> Option<(u16, u16)> {
     use std::io::IsTerminal;
-    if !std::io::stdout().is_terminal() {
+    let stdout = std::io::stdout();
+    if !stdout.is_terminal() {
         return None;
     }
-    let text = stty_size()?;
-    let mut words = text.split_whitespace().map(|w| w.parse::<u16>().ok());
-    let (rows, cols) = (words.next()??, words.next()??);
-    (rows > 0 && cols > 0).then_some((cols, rows))
-}
-
-/// What `stty size` prints for the terminal on stdout (`rows cols`).
-#[cfg(unix)]
-fn stty_size() -> Option<String> {
-    use std::os::fd::AsFd;
-    use std::process::{Command, Stdio};
-    let tty = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
-    let out = Command::new("stty")
-        .arg("size")
-        .stdin(Stdio::from(tty))
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    String::from_utf8(out.stdout).ok()
-}
-
-/// The columns of the terminal on stdout, from `stty size` run with it as its stdin.
-#[cfg(unix)]
-fn stty_columns() -> Option<usize> {
-    use std::os::fd::AsFd;
-    use std::process::{Command, Stdio};
-    let tty = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
-    let out = Command::new("stty")
-        .arg("size")
-        .stdin(Stdio::from(tty))
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8(out.stdout).ok()?;
-    text.split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-        .filter(|&n: &usize| n > 0)
-}
-
-/// No terminal size without `stty`.
-#[cfg(not(unix))]
-fn stty_columns() -> Option<usize> {
-    None
+    let size = rustix::termios::tcgetwinsize(&stdout).ok()?;
+    (size.ws_col > 0 && size.ws_row > 0).then_some((size.ws_col, size.ws_row))
 }
 
 /// The columns to show for a list: `wanted`, each among the items' keys (or `columns`), or

@@ -2,62 +2,13 @@
 //! host), as a user runs it after `source devstack/openrc demo demo`: output, exit codes, and
 //! the same results python-zunclient shows for the same capsule.
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Command;
 use std::time::Duration;
 
-use serde_json::Value;
+use common::{base_command, capsule, command_as, expect, json_of, running, text};
 use tempest::{env, examples_dir, unique_name, wait_gone, zun, CapsuleGuard, TemplateFile, User};
-
-/// Runs `capsule args` with `user`'s credentials in `OS_*`, as openrc sets them.
-fn capsule(user: User, args: &[&str]) -> Output {
-    command_as(user).args(args).output().expect("run capsule")
-}
-
-/// `capsule` with `user`'s credentials in `OS_*`.
-fn command_as(user: User) -> Command {
-    let (name, project, password) = user.credentials();
-    let mut cmd = base_command();
-    cmd.env("OS_USERNAME", name)
-        .env("OS_PROJECT_NAME", project)
-        .env("OS_PASSWORD", password);
-    cmd
-}
-
-/// `capsule` with only the common settings (no user, no cache, no inherited `OS_*`).
-fn base_command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_capsule"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("OS_AUTH_URL", env("ZUN_TEST_KEYSTONE_URL"))
-        .env("OS_USER_DOMAIN_NAME", "Default")
-        .env("OS_PROJECT_DOMAIN_NAME", "Default")
-        .env("OS_REGION_NAME", "RegionOne")
-        .env("CAPSULE_NO_TOKEN_CACHE", "1");
-    cmd
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Asserts it exited `code`; returns stdout.
-fn expect(out: &Output, code: i32) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout: {}\nstderr: {}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_str(&expect(out, 0)).expect("JSON output")
-}
 
 #[test]
 fn create_list_describe_delete_agree_with_zunclient() {
@@ -276,30 +227,6 @@ fn clouds_yaml_names_the_cloud() {
     let _ = std::fs::remove_dir_all(&dir);
     let listed = json_of(&out);
     assert!(listed.is_array(), "{listed}");
-}
-
-/// Creates `examples/minimal.yaml` as demo with its container running `sh -c script`, waits
-/// until it runs; its name, its container's uuid, and the guard that deletes it.
-fn running(prefix: &str, script: &str) -> (String, String, CapsuleGuard) {
-    let name = unique_name(prefix);
-    let file = TemplateFile::edited(&examples_dir().join("minimal.yaml"), &name, |v| {
-        v["spec"]["containers"][0]["command"] = serde_json::json!(["sh", "-c", script]);
-    });
-    let guard = CapsuleGuard {
-        name: name.clone(),
-        owner: User::Demo,
-    };
-    let args = [
-        "capsule-create",
-        "-f",
-        file.arg(),
-        "--wait",
-        "--format",
-        "json",
-    ];
-    let c = json_of(&capsule(User::Demo, &args));
-    let container = c["containers"][0]["uuid"].as_str().unwrap().to_owned();
-    (name, container, guard)
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! `exec [-i] [-t] CONTAINER -- CMD...`: a command in a running container. Without `-i`: its
 //! output, and its exit code as ours. With `-i`: the session's websocket (the `proxy_url` the
 //! API answers, as `zun exec --interactive` uses it), stdin to the command and its output to
-//! stdout, the terminal raw with `-t`; the exit code is the host's close reason `exit <code>`.
+//! stdout, the terminal raw with `-t` and its size followed as it changes; the end of stdin
+//! ends the command's stdin (an empty binary frame; with `-t`, the terminal's ^D). The exit
+//! code is the host's close reason `exit <code>`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -47,8 +49,14 @@ pub fn query(args: &Args) -> Result<String, CliError> {
     } else {
         ("True", "False")
     };
+    // Without `-t`, an interactive session is plain pipes (our API's `tty` extension).
+    let tty = if args.interactive && !args.tty {
+        "&tty=False"
+    } else {
+        ""
+    };
     Ok(format!(
-        "/containers/{}/execute?run={run}&interactive={interactive}&command={}",
+        "/containers/{}/execute?run={run}&interactive={interactive}{tty}&command={}",
         segment(&args.container),
         segment(&command)
     ))
@@ -98,7 +106,8 @@ fn failed(what: &str, e: impl std::fmt::Display) -> CliError {
 }
 
 /// Relays stdin and stdout through the session's websocket until the host closes it; with a
-/// terminal, first gives the session its size (`resize`), as zunclient does once connected.
+/// terminal, first gives the session its size (`resize`), as zunclient does once connected,
+/// and again whenever it changes.
 fn session(answer: &Value, tty: bool, resize: impl Fn((u16, u16))) -> Result<i32, CliError> {
     let url = answer["proxy_url"]
         .as_str()
@@ -115,10 +124,13 @@ fn session(answer: &Value, tty: bool, resize: impl Fn((u16, u16))) -> Result<i32
         s.set_read_timeout(Some(Duration::from_millis(20)))
             .map_err(|e| failed("the session", e))?;
     }
-    if tty {
-        if let Some(size) = crate::output::terminal_size() {
-            resize(size);
-        }
+    let size = if tty {
+        crate::output::terminal_size()
+    } else {
+        None
+    };
+    if let Some(size) = size {
+        resize(size);
     }
     let _raw = if tty { RawTerminal::enter() } else { None };
     let (tx, rx) = mpsc::channel::<Option<Vec<u8>>>();
@@ -139,17 +151,43 @@ fn session(answer: &Value, tty: bool, resize: impl Fn((u16, u16))) -> Result<i32
             }
         }
     });
-    pump(&mut ws, &rx, tty)
+    let window = tty.then_some(Window { size, resize });
+    pump(&mut ws, &rx, window)
 }
 
-/// The session's loop: what the host sends goes to stdout, what stdin gives goes to the host.
-fn pump(
+/// A terminal session's window: the size the host was last given, and how to give it another.
+/// The loop asks the terminal's size each turn (every 20 ms at most, one ioctl) rather than
+/// handling SIGWINCH, which would need a signal handler for what a poll does as well.
+struct Window<F> {
+    size: Option<(u16, u16)>,
+    resize: F,
+}
+
+impl<F: Fn((u16, u16))> Window<F> {
+    fn follow(&mut self) {
+        let now = crate::output::terminal_size();
+        if now.is_some() && now != self.size {
+            self.size = now;
+            if let Some(size) = now {
+                (self.resize)(size);
+            }
+        }
+    }
+}
+
+/// The session's loop: what the host sends goes to stdout, what stdin gives goes to the host,
+/// and with a terminal its size when it changes.
+fn pump<F: Fn((u16, u16))>(
     ws: &mut Socket,
     input: &mpsc::Receiver<Option<Vec<u8>>>,
-    tty: bool,
+    mut window: Option<Window<F>>,
 ) -> Result<i32, CliError> {
+    let tty = window.is_some();
     let mut stdout = std::io::stdout();
     loop {
+        if let Some(w) = window.as_mut() {
+            w.follow();
+        }
         match ws.read() {
             Ok(Message::Binary(b)) => {
                 let _ = stdout.write_all(&b);
@@ -177,10 +215,10 @@ fn pump(
         while let Ok(chunk) = input.try_recv() {
             let sent = match chunk {
                 Some(bytes) => ws.send(Message::Binary(bytes.into())),
-                // stdin is over: a terminal's end of input is ^D; the stream protocol has no
-                // way to close a pipe's stdin, so without one nothing more is sent.
+                // stdin is over: a terminal's end of input is ^D; a pipe's is an empty
+                // binary frame, on which the host closes the command's stdin.
                 None if tty => ws.send(Message::Binary(vec![4u8].into())),
-                None => Ok(()),
+                None => ws.send(Message::Binary(Vec::new().into())),
             };
             if let Err(e) = sent {
                 return Err(failed("the session", e));
@@ -232,6 +270,13 @@ mod tests {
             "/containers/web/execute?run=True&interactive=False&command=sh%20-c%20%27echo%20a%20b%27"
         );
         let q = query(&args(true, &["/bin/sh"])).unwrap();
+        assert!(
+            q.contains("run=False&interactive=True&tty=False&command=%2Fbin%2Fsh"),
+            "{q}"
+        );
+        let mut tty = args(true, &["/bin/sh"]);
+        tty.tty = true;
+        let q = query(&tty).unwrap();
         assert!(
             q.contains("run=False&interactive=True&command=%2Fbin%2Fsh"),
             "{q}"

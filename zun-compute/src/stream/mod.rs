@@ -2,7 +2,8 @@
 //! `interactive: true` opens a session here and answers its grant (random, 256 bits, single
 //! use, good until it lapses); the API connects to `ws://<address>/exec/<exec_id>` with
 //! `Authorization: Bearer <grant>`, and only then is the process started (so no output is
-//! lost). Binary frames carry stdin one way and output the other; the host closes with code
+//! lost). Binary frames carry stdin one way and output the other (an empty one from the
+//! client ends the process's stdin); the host closes with code
 //! 1000 and reason `exit <code>` when the process exits; a client that goes first takes the
 //! process (and all it started) with it. See docs/runtime.md.
 

@@ -146,6 +146,10 @@ async fn run(mut socket: WebSocket, streams: Arc<Streams>, c: Claimed) {
                 }
             },
             msg = socket.recv() => match msg {
+                // An empty frame is the end of the client's stdin: the process's stdin is
+                // closed (for a terminal, dropping the writer changes nothing: the client
+                // sends ^D).
+                Some(Ok(Message::Binary(b))) if b.is_empty() => input = None,
                 Some(Ok(Message::Binary(b))) => {
                     if let Some(i) = input.as_mut() {
                         if i.write_all(&b).await.is_err() {

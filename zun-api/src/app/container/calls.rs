@@ -22,8 +22,11 @@ pub struct ExecRequest {
     pub command: Vec<String>,
     /// Zun's `run`: wait for the command and answer its output.
     pub run: bool,
-    /// Zun's `interactive`: a terminal, on a stream.
+    /// Zun's `interactive`: a stream the client attaches to.
     pub interactive: bool,
+    /// Our `tty` (an extension; Zun's interactive sessions always have one): whether an
+    /// interactive session has a terminal, or plain pipes whose stdin the client can end.
+    pub tty: bool,
 }
 
 impl ExecRequest {
@@ -121,7 +124,7 @@ pub async fn exec(
             at.container,
             req.command,
             streamed,
-            streamed && req.interactive,
+            streamed && req.interactive && req.tty,
             &ctx.request_id.0,
         )
         .await;

@@ -3,7 +3,9 @@
 //! a JSON body (pecan merges both). The command is one string of shell words, split as
 //! docker-py's `split_command` splits it; zunclient wraps each word of its command line in
 //! double quotes, so `zun exec C "cat /etc/hostname"` arrives as one word with a space, which
-//! is split again (Docker would look for a program named `cat /etc/hostname`).
+//! is split again (Docker would look for a program named `cat /etc/hostname`). Beside Zun's
+//! parameters, `tty` (our extension, default: `interactive`): `tty=False` makes an
+//! interactive session of plain pipes, as `capsule exec -i` without `-t` asks.
 
 use serde_json::Value;
 
@@ -92,14 +94,20 @@ pub fn execute(query: Option<&str>, body: Option<&Value>) -> Result<ExecRequest,
         }
         Some(_) => return Err(ApiError::schema("The request body must be a JSON object.")),
     }
-    only(&pairs, &["run", "interactive", "command"])?;
+    only(&pairs, &["run", "interactive", "command", "tty"])?;
     let Some(command) = last(&pairs, "command") else {
         return Err(invalid("command", "'command' is a required property"));
     };
+    let interactive = boolean("interactive", last(&pairs, "interactive"), false)?;
+    let tty = boolean("tty", last(&pairs, "tty"), interactive)?;
+    if tty && !interactive {
+        return Err(invalid("tty", "A terminal needs interactive=True."));
+    }
     Ok(ExecRequest {
         command: words(command)?,
         run: boolean("run", last(&pairs, "run"), true)?,
-        interactive: boolean("interactive", last(&pairs, "interactive"), false)?,
+        interactive,
+        tty,
     })
 }
 
@@ -126,7 +134,10 @@ mod tests {
         let query = format!("{}&interactive=True&run=False", q(r#""/bin/sh""#));
         let r = execute(Some(&query), None).unwrap();
         assert_eq!(r.command, ["/bin/sh"]);
-        assert!(r.interactive && !r.run && r.streamed());
+        assert!(r.interactive && r.tty && !r.run && r.streamed());
+        // `capsule exec -i C -- cat`: plain pipes.
+        let r = execute(Some(&format!("{query}&tty=False")), None).unwrap();
+        assert!(r.interactive && !r.tty && r.streamed());
         // `zun exec C sh -c "echo a b"`: quoted words keep their spaces.
         let r = execute(Some(&q(r#""sh" "-c" "echo a b""#)), None).unwrap();
         assert_eq!(r.command, ["sh", "-c", "echo a b"]);
@@ -153,7 +164,9 @@ mod tests {
         let long = "a".repeat(MAX_COMMAND_BYTES + 1);
         assert!(err(&q(&long)).contains("longer than"));
         assert!(err(&format!("{}&run=1", q("ls"))).contains("Valid run or interactive"));
-        assert!(err(&format!("{}&tty=true", q("ls"))).contains("'tty' was unexpected"));
+        assert!(err(&format!("{}&tty=true", q("ls"))).contains("needs interactive=True"));
+        assert!(err(&format!("{}&tty=maybe", q("ls"))).contains("Value: maybe"));
+        assert!(err(&format!("{}&pty=true", q("ls"))).contains("'pty' was unexpected"));
         let max = vec!["a"; MAX_ARGS].join(" ");
         assert_eq!(words(&max).unwrap().len(), MAX_ARGS);
     }
