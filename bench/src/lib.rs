@@ -33,6 +33,20 @@ pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1e3
 }
 
+/// Prints one line of latency figures: `what`, p50, p99, min, max and the count.
+pub fn print_latency(what: &str, samples: &[Duration]) {
+    let mut d = samples.to_vec();
+    d.sort();
+    println!(
+        "{what:<44} p50 {:8.1} ms   p99 {:8.1} ms   min {:7.1}   max {:7.1}   (n={})",
+        percentile_ms(&d, 0.5),
+        percentile_ms(&d, 0.99),
+        percentile_ms(&d, 0.0),
+        percentile_ms(&d, 1.0),
+        d.len()
+    );
+}
+
 /// What one benchmark measured, by key. Saved as JSON when [`Figures::save`] is called.
 #[derive(Debug)]
 pub struct Figures {

@@ -3,9 +3,12 @@
 //! grant and creates, lists and deletes capsules in the project zun-api maps it to, without a
 //! Keystone user; a bad token or a wrong secret is a clear error.
 
+mod common;
+
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::{expect, text};
 use serde_json::Value;
 use tempest::{env, examples_dir, unique_name, wait_gone, zun, CapsuleGuard, TemplateFile, User};
 
@@ -38,21 +41,6 @@ fn as_client(secret: &str, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run capsule")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn expect(out: &Output, code: i32) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout: {}\nstderr: {}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 #[test]

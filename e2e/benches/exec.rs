@@ -15,7 +15,7 @@ mod podman;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bench::{percentile_ms, Figures};
+use bench::{percentile_ms, print_latency as report, Figures};
 use e2e::pod::PodHost;
 use e2e::{Stack, ADMIN};
 use podman::Podman;
@@ -24,19 +24,6 @@ use test_support::{env_or, free_port};
 
 const ROUNDS: usize = 200;
 const WARMUP: usize = 10;
-
-fn report(what: &str, d: &[Duration]) {
-    let mut d = d.to_vec();
-    d.sort();
-    println!(
-        "{what:<44} p50 {:8.1} ms   p99 {:8.1} ms   min {:7.1}   max {:7.1}   (n={})",
-        percentile_ms(&d, 0.5),
-        percentile_ms(&d, 0.99),
-        percentile_ms(&d, 0.0),
-        percentile_ms(&d, 1.0),
-        d.len()
-    );
-}
 
 /// `ROUNDS` timings of `op` after `WARMUP` untimed ones.
 async fn timed<F, Fut>(mut op: F) -> Vec<Duration>

@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bench::{percentile_ms, Figures};
+use bench::{percentile_ms, print_latency as report, Figures};
 use e2e::pod::PodHost;
 use e2e::{Stack, ADMIN};
 use podman::{netavark_bin, private_kib, rss_kib, Podman};
@@ -31,19 +31,6 @@ const ROUNDS: usize = 40;
 const WARMUP: usize = 3;
 /// Capsules created at once in the large burst.
 const BURST: usize = 100;
-
-fn report(what: &str, d: &[Duration]) {
-    let mut d = d.to_vec();
-    d.sort();
-    println!(
-        "{what:<44} p50 {:8.1} ms   p99 {:8.1} ms   min {:7.1}   max {:7.1}   (n={})",
-        percentile_ms(&d, 0.5),
-        percentile_ms(&d, 0.99),
-        percentile_ms(&d, 0.0),
-        percentile_ms(&d, 1.0),
-        d.len()
-    );
-}
 
 /// Waits (polling the database) until capsule `uuid` is Running, or gone when `gone`.
 async fn wait_db(state: &AppState, uuid: &str, gone: bool) {
