@@ -1,6 +1,7 @@
 //! The history of containers against real SQLite and PostgreSQL: actions recorded with their
 //! task state and host message in one transaction, ended by the host's report (once, however
-//! often it is delivered), runtime events as actions of their own, the newest 100 kept, and
+//! often it is delivered), runtime events as actions of their own (listed as they happened,
+//! whatever order they arrived in), the newest 100 kept, and
 //! the history gone with its container; heartbeats keep the host's stream address.
 
 #[macro_use]
@@ -19,6 +20,7 @@ both_backends!(
     an_action_holds_its_task_state_until_its_report,
     a_restart_ends_with_its_start_and_a_failure_says_why,
     runtime_events_are_actions_of_their_own,
+    events_that_arrive_out_of_order_are_listed_as_they_happened,
     reports_of_unknown_containers_or_other_hosts_change_nothing,
     the_newest_actions_are_kept_and_go_with_their_container,
     heartbeats_keep_the_stream_address,
@@ -331,6 +333,25 @@ async fn runtime_events_are_actions_of_their_own(db: Database) {
     // Redelivered runtime reports make no second action.
     db.apply_container_event("h1", 10, &exited).await.unwrap();
     assert_eq!(db.container_actions(&id).await.unwrap().len(), 3);
+}
+
+/// A host's reports may overtake each other in the broker (prefetch, redelivery): the history
+/// is in the order things happened, whatever the order they arrived in.
+async fn events_that_arrive_out_of_order_are_listed_as_they_happened(db: Database) {
+    let c = capsule(&db).await;
+    let id = c.containers[0].uuid.clone();
+    let mut exited = event(&c, 0, ContainerEventKind::Exited, None);
+    exited.started_at = Utc::now() - Duration::seconds(2);
+    exited.finished_at = exited.started_at;
+    let restarted = event(&c, 0, ContainerEventKind::Restarted, None);
+    // The restart (seq 2) arrives first, then the exit it followed (seq 1).
+    let r = db.apply_container_event("h1", 2, &restarted).await.unwrap();
+    assert!(matches!(r, EventOutcome::Applied { .. }), "{r:?}");
+    let r = db.apply_container_event("h1", 1, &exited).await.unwrap();
+    assert!(matches!(r, EventOutcome::Applied { .. }), "{r:?}");
+    let list = db.container_actions(&id).await.unwrap();
+    let names: Vec<&str> = list.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(names, ["restarted", "exited"], "newest first");
 }
 
 async fn reports_of_unknown_containers_or_other_hosts_change_nothing(db: Database) {
