@@ -5,15 +5,16 @@
 //! API must not change its record of what exists: `create_capsule` (re-reported, not built
 //! again; and, late after the delete, not built at all), `delete_capsule`, `sync_capsules`,
 //! `set_firewall` (the newest and older documents), `create_volume` (and, late after the
-//! delete, not made again), `delete_volume`, and the `container_logs` call (answered each time,
-//! reads only).
-//!
-//! `container_action` and `container_call` are not covered here yet: their handlers are being
-//! written (the agent answers neither with an effect today).
+//! delete, not made again), `delete_volume`, the `container_logs` call (answered each time,
+//! reads only), a `container_action` (stop: the container stays stopped, the history keeps one
+//! action) and a `container_call` (top: answered the same each time).
 
 use std::time::{Duration, Instant};
 
-use capsule_types::rpc::{compute_queue, ComputeRequest, Envelope, LogsReply, CONDUCTOR_QUEUE};
+use capsule_types::rpc::{
+    compute_queue, ComputeRequest, ContainerCall, ContainerReply, Envelope, LogsReply,
+    CONDUCTOR_QUEUE,
+};
 use capsule_types::secgroup::{Direction, HostFirewall};
 use e2e::tap::{Tap, Tapped};
 use e2e::{journal_counts, Compute, Stack, DEMO};
@@ -402,5 +403,90 @@ async fn volume_requests_delivered_twice_change_nothing() {
         .volume_call(DEMO, reqwest::Method::GET, &path, None)
         .await;
     assert_eq!(status, 404, "{v}");
+    stack.stop().await;
+}
+
+/// The actions in the history of container `name`, as demo lists them.
+async fn actions(stack: &Stack, name: &str) -> Vec<String> {
+    let path = format!("/v1/containers/{name}/container_actions");
+    let (status, list) = stack.call(DEMO, reqwest::Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{list}");
+    list["containerActions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_actions_and_calls_delivered_twice_change_nothing() {
+    let stack = Stack::start().await;
+    let queue = compute_queue("c1");
+    let tap = Tap::start(&stack, &queue).await;
+    let c1 = stack.compute("c1", 4096, 0).await;
+    let uuid = stack.create("acts", 64).await;
+    let running = stack.wait_status(&uuid, "Running", LONG).await;
+    let name = running["containers"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // top, a call: answered again, the same, and nothing on the host changes.
+    let top = format!("/v1/containers/{name}/top");
+    let (status, shown) = stack.call(DEMO, reqwest::Method::GET, &top, None).await;
+    assert_eq!(status, 200, "{shown}");
+    let call = tap
+        .wait_for("the top call", |m| match request(m)? {
+            ComputeRequest::ContainerCall {
+                call: ContainerCall::Top { .. },
+                ..
+            } if m.wants_reply => Some(m.clone()),
+            _ => None,
+        })
+        .await;
+    settle(&stack, &queue).await;
+    let files = c1.files();
+    let mut replies = Vec::new();
+    for _ in 0..2 {
+        let reply = tap.call_again(&call).await;
+        replies.push(rpc::decode::<ContainerReply>(&reply).expect("a reply").body);
+    }
+    assert_eq!(replies[0], replies[1]);
+    assert!(
+        matches!(replies[0], ContainerReply::Top { .. }),
+        "{:?}",
+        replies[0]
+    );
+    settle(&stack, &queue).await;
+    assert_eq!(c1.files(), files, "a read changed the host");
+
+    // stop, an action: delivered again once the container is stopped, it stays stopped, the
+    // capsule's record does not change and the history still holds one stop.
+    let stop = format!("/v1/containers/{name}/stop?timeout=0");
+    let (status, body) = stack.call(DEMO, reqwest::Method::POST, &stop, None).await;
+    assert_eq!(status, 202, "{body}");
+    let stopped = wait_view(&stack, &uuid, "stopped", |c| {
+        c["containers"][0]["status"] == "Stopped" && c["containers"][0]["task_state"].is_null()
+    })
+    .await;
+    let action = tap
+        .wait_for("the stop", |m| match request(m)? {
+            ComputeRequest::ContainerAction { .. } => Some(m.clone()),
+            _ => None,
+        })
+        .await;
+    settle(&stack, &queue).await;
+    let history = actions(&stack, &name).await;
+    assert_eq!(
+        history.iter().filter(|a| *a == "stop").count(),
+        1,
+        "{history:?}"
+    );
+    tap.cast_again(&action).await;
+    settle(&stack, &queue).await;
+    let again = stack.show(&uuid).await.unwrap();
+    assert_eq!(unstamped(&again), unstamped(&stopped));
+    assert_eq!(actions(&stack, &name).await, history);
     stack.stop().await;
 }
