@@ -1,6 +1,8 @@
 //! Copying files out of and into a container (`docker cp`'s archives). Every path is resolved
 //! inside the container's root as the container sees it: `/proc/<pid>/root` while it runs
-//! (its root filesystem and its volume mounts), else its root filesystem on the host; through
+//! (its root filesystem and its volume mounts; held by a pidfd and checked to be in the
+//! container's cgroup, so a pid reused by another process is never followed), else its root
+//! filesystem on the host; through
 //! `openat2(RESOLVE_IN_ROOT)` (the `pathrs` crate), so `..` and symlinks, absolute or not,
 //! never reach the host. An archive to extract is read whole and checked before anything is
 //! written: an entry that climbs out (`..`, an absolute name, a path through a symlink of the
@@ -31,10 +33,61 @@ fn too_large(max: u64) -> ContainerReply {
     }
 }
 
+/// The root of running process `pid` of the container (in `cgroup`), if `pid` is still that
+/// process: a
+/// pidfd pins the process first; its root is opened and its cgroup read; then, if the pinned
+/// process is still alive, `/proc/<pid>` was it all along (a pid is reused only after its
+/// process is gone), and its cgroup says it is the container's.
+fn running_root(pid: i32, cgroup: &str) -> Result<std::fs::File, ContainerReply> {
+    let changed = || ContainerReply::Unavailable {
+        message: "The container's process changed while its files were opened; try again.".into(),
+    };
+    let unix_pid = rustix::process::Pid::from_raw(pid).ok_or_else(changed)?;
+    let pidfd = rustix::process::pidfd_open(unix_pid, rustix::process::PidfdFlags::empty())
+        .map_err(|_| changed())?;
+    let root = open_dir(Path::new(&format!("/proc/{pid}/root")))?;
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let mut poll = [nix::poll::PollFd::new(
+        pidfd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let exited = nix::poll::poll(&mut poll, nix::poll::PollTimeout::ZERO).map_err(|_| changed())?;
+    if exited != 0 || !in_cgroup(&cgroups, cgroup) {
+        return Err(changed());
+    }
+    Ok(root)
+}
+
+/// Whether `/proc/<pid>/cgroup` text places the process in cgroup `cg` (or below it), in
+/// any hierarchy.
+fn in_cgroup(text: &str, cg: &str) -> bool {
+    let cg = cg.trim_end_matches('/');
+    text.lines().any(|l| {
+        l.splitn(3, ':').nth(2).is_some_and(|path| {
+            path == cg || path.strip_prefix(cg).is_some_and(|r| r.starts_with('/'))
+        })
+    })
+}
+
+/// A directory opened as a path (`O_PATH`), following a magic link such as `/proc/<pid>/root`
+/// once, on the host's own path.
+fn open_dir(path: &Path) -> Result<std::fs::File, ContainerReply> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(path)
+        .map_err(|e| ContainerReply::Unavailable {
+            message: format!("Cannot open the container's root: {e}"),
+        })
+}
+
 /// The container's root.
 fn root(target: &Target) -> Result<Root, ContainerReply> {
     let path = match target.pid {
-        Some(pid) => PathBuf::from(format!("/proc/{pid}/root")),
+        Some(pid) => {
+            let dir = running_root(pid, &target.plan.cgroup_of(&target.name))?;
+            return Ok(Root::from_fd(std::os::fd::OwnedFd::from(dir)));
+        }
         None => target
             .plan
             .containers
@@ -46,15 +99,9 @@ fn root(target: &Target) -> Result<Root, ContainerReply> {
                 message: "The container has no root filesystem.".into(),
             })?,
     };
-    // `/proc/<pid>/root` is a magic link, which `Root::open` (O_NOFOLLOW) refuses: it is
-    // followed here, once, on the host's own path; everything below it is resolved in it.
-    let dir = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-        .open(&path)
-        .map_err(|e| ContainerReply::Unavailable {
-            message: format!("Cannot open the container's root: {e}"),
-        })?;
+    // Opened here (`Root::open` would refuse `/proc/<pid>/root`, a magic link, and treats
+    // both the same); everything below it is resolved in it.
+    let dir = open_dir(&path)?;
     Ok(Root::from_fd(std::os::fd::OwnedFd::from(dir)))
 }
 
@@ -465,6 +512,36 @@ mod tests {
         });
         assert!(check(&a).unwrap_err().contains("symbolic link"));
         assert!(check(&[b'x'; 1024]).unwrap_err().contains("not a tar"));
+    }
+
+    #[test]
+    fn cgroup_lines_place_a_process() {
+        let text = "12:memory:/capsule/c1/web\n11:pids:/capsule/c1/web/exec-2\n0::/\n";
+        assert!(in_cgroup(text, "/capsule/c1/web"));
+        assert!(in_cgroup(
+            "11:pids:/capsule/c1/web/exec-2\n",
+            "/capsule/c1/web/"
+        ));
+        assert!(!in_cgroup(text, "/capsule/c1/we"));
+        assert!(!in_cgroup(text, "/capsule/c2/web"));
+        assert!(!in_cgroup("", "/capsule/c1/web"));
+    }
+
+    #[test]
+    fn a_pid_outside_the_cgroup_or_gone_opens_no_root() {
+        let me = i32::try_from(std::process::id()).unwrap();
+        let mine = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let my_cgroup = mine.lines().next().unwrap().splitn(3, ':').nth(2).unwrap();
+        assert!(running_root(me, my_cgroup).is_ok());
+        let refused = running_root(me, "/capsule/not-this-one/web").unwrap_err();
+        assert!(
+            matches!(&refused, ContainerReply::Unavailable { message } if message.contains("changed")),
+            "{refused:?}"
+        );
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = i32::try_from(child.id()).unwrap();
+        child.wait().unwrap();
+        assert!(running_root(gone, my_cgroup).is_err());
     }
 
     #[test]
