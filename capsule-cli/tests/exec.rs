@@ -143,7 +143,7 @@ fn a_session_relays_stdin_and_exits_with_the_close_reason() {
     let line = api.join().unwrap();
     assert!(
         line.starts_with(
-            "POST /v1/containers/web/execute?run=False&interactive=True&command=%2Fbin%2Fsh "
+            "POST /v1/containers/web/execute?run=False&interactive=True&tty=False&command=%2Fbin%2Fsh "
         ),
         "{line}"
     );

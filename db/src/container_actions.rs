@@ -166,6 +166,18 @@ async fn insert_action<C: ConnectionTrait>(
     a: &NewAction,
     start: DateTime<Utc>,
 ) -> Result<container_action::Model, DbErr> {
+    // One transaction at a time adds actions to a container: its row is locked first (an
+    // update that changes nothing), so the prune below sees every action committed before it.
+    // Without it, PostgreSQL runs concurrent reports side by side, each prune misses the
+    // others' rows, and the history stays above its bound.
+    capsule_container::Entity::update_many()
+        .col_expr(
+            capsule_container::Column::Uuid,
+            Expr::col(capsule_container::Column::Uuid).into(),
+        )
+        .filter(capsule_container::Column::Uuid.eq(container))
+        .exec(db)
+        .await?;
     let row = container_action::ActiveModel {
         action: Set(a.action.clone()),
         container_uuid: Set(container.to_owned()),

@@ -132,7 +132,12 @@ async fn exec_top_and_stats_as_zunclient_reads_them() {
         (
             "POST",
             "execute?command=ls&tty=true".to_owned(),
-            "'tty' was unexpected",
+            "needs interactive=True",
+        ),
+        (
+            "POST",
+            "execute?command=ls&pty=true".to_owned(),
+            "'pty' was unexpected",
         ),
         (
             "POST",
