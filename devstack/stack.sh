@@ -13,6 +13,7 @@
 #   KEYSTONE_PORT=5000  ZUN_API_PORT=9517  RABBIT_PORT=5672
 #   ZUN_NETWORK_API_PORT=9696  security groups (Neutron's API subset; catalog type `network`)
 #   ZUN_VOLUME_API_PORT=8776   volumes (Cinder's v3 API subset; catalog type `block-storage`)
+#   ZUN_API_METRICS_PORT=9519  zun-api's Prometheus metrics (127.0.0.1, GET /metrics)
 #   COMPUTE_HOST=$(hostname -s)  host name of the zun-compute on this machine
 #   EXTRA_COMPUTE_HOSTS="compute2 ..."  more zun-computes here, one per name (scheduler tests)
 #   ZUN_DB_USER=zun ZUN_DB_NAME=zun ZUN_TEST_DB_NAME=zun_test   PostgreSQL role and databases

@@ -7,6 +7,7 @@ pub mod containers;
 pub mod entity;
 mod error;
 pub mod firewall;
+pub mod gauges;
 mod ground;
 pub mod migration;
 pub mod outbox;

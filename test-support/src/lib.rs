@@ -1,7 +1,8 @@
 //! What the tests and benchmarks of every crate share, and nothing of ours: a private RabbitMQ
 //! node ([`PrivateBroker`]), the devstack test environment ([`env()`]), what a capsule left on a
 //! host ([`host_leftovers`], [`volume_leftovers`]), commands ([`run`]), temporary directories
-//! removed on drop ([`TempDir`]), waits with a deadline ([`wait`]) and free ports.
+//! removed on drop ([`TempDir`]), waits with a deadline ([`wait`]), free ports, and the samples
+//! of a Prometheus scrape ([`openmetrics`]).
 //!
 //! It depends on no crate of the service, so any crate may use it in its tests without pulling
 //! in another layer: the compute agent's tests never link the API or the database through it.
@@ -11,6 +12,7 @@ pub mod cmd;
 pub mod env;
 pub mod figures;
 pub mod host;
+pub mod openmetrics;
 pub mod tempdir;
 pub mod wait;
 

@@ -23,6 +23,7 @@ pub mod context;
 pub mod error;
 pub mod http;
 pub mod list_cache;
+pub mod metrics;
 pub mod state;
 
 use std::sync::Arc;
@@ -104,7 +105,9 @@ impl AppState {
             .url
             .as_deref()
             .map(|url| rpc::Bus::Amqp(rpc::AmqpBus::new(url, "zun-api")));
+        let metrics = metrics::ApiMetrics::new(&auth);
         let state = Self {
+            metrics,
             limits: Arc::new(config.limits.template_limits()),
             list_cache: list_cache::ListCache::new(
                 config.api.list_cache_mib.saturating_mul(1024 * 1024),

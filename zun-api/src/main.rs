@@ -17,6 +17,15 @@ struct Cli {
     /// Configuration file (TOML); every key has a default.
     #[arg(long, short, env = "ZUN_API_CONFIG")]
     config: Option<PathBuf>,
+    /// Log lines as text for people, or as one JSON object each for machines.
+    #[arg(
+        long,
+        global = true,
+        env = "ZUN_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    log_format: telemetry::LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -42,20 +51,10 @@ enum DbAction {
     Version,
 }
 
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("ZUN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing();
+    telemetry::init_logs(cli.log_format, "ZUN_LOG", "info");
     if let Some(Command::PolicySample) = cli.command {
         print!("{}", policy::sample_yaml());
         return Ok(());
@@ -133,6 +132,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let metrics_api = match state.config.metrics.listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the metrics listener to {addr}"))?;
+            tracing::info!(listen = %addr, "metrics (GET /metrics) listening");
+            let app = zun_api::http::metrics::router(state.clone());
+            Some(tokio::spawn(async move {
+                axum::serve(l, app).with_graceful_shutdown(shutdown()).await
+            }))
+        }
+        None => None,
+    };
     let app =
         axum::ServiceExt::<axum::extract::Request>::into_make_service(zun_api::service(state));
     axum::serve(listener, app)
@@ -148,6 +160,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         v.await
             .context("volume API task")?
             .context("serving the volume API")?;
+    }
+    if let Some(m) = metrics_api {
+        m.await
+            .context("metrics task")?
+            .context("serving the metrics")?;
     }
     if let Some(c) = conductor {
         c.stop().await;

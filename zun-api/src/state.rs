@@ -36,6 +36,8 @@ pub struct AppState {
     pub dispatcher: Option<Dispatcher>,
     /// Sends compute hosts their security-group firewalls; none without `[rpc] url`.
     pub firewall: Option<FirewallSync>,
+    /// The Prometheus metrics.
+    pub metrics: crate::metrics::ApiMetrics,
 }
 
 impl AppState {
@@ -44,7 +46,12 @@ impl AppState {
         let patience = Duration::from_secs(self.config.rpc.publish_timeout_seconds);
         self.compute = ComputeClient::new(Some(bus.clone()));
         self.firewall = Some(FirewallSync::start(self.db.clone(), self.compute.clone()));
-        self.dispatcher = Some(Dispatcher::new(self.db.clone(), bus, patience));
+        self.dispatcher = Some(Dispatcher::new(
+            self.db.clone(),
+            bus,
+            patience,
+            self.metrics.published(),
+        ));
         self
     }
 

@@ -93,10 +93,12 @@ impl Agent {
             tracing::warn!(error = %Chain(&e), "initial report incomplete; reconciliation retries");
         }
         let manager = self.manager.clone();
+        let span_host = host.clone();
         let handler = TypedHandler::new(move |env: Envelope<ComputeRequest>, d: Delivery| {
             let manager = manager.clone();
             let span = tracing::info_span!(
                 "rpc",
+                host = %span_host,
                 message = %env.id,
                 method = env.body.method(),
                 capsule = ?env.body.capsule(),

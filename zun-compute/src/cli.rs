@@ -28,19 +28,16 @@ struct AgentArgs {
     /// State directory (overrides `[compute] state_dir`).
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Log lines as text for people, or as one JSON object each for machines.
+    #[arg(long, env = "ZUN_LOG_FORMAT", value_enum, default_value_t)]
+    log_format: telemetry::LogFormat,
 }
 
 /// `zun-compute`: reads its arguments and configuration, starts the agent and runs it until
 /// told to stop. A configuration or start-up failure is printed with its causes.
 pub fn agent_main() -> ExitCode {
     let args = AgentArgs::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ZUN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    telemetry::init_logs(args.log_format, "ZUN_LOG", "info");
     let mut config = match Config::load(args.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {

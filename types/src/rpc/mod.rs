@@ -406,6 +406,19 @@ pub enum ConductorEvent {
     },
 }
 
+impl ConductorEvent {
+    /// The report's kind, as a fixed name (logs, metrics).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::CapsuleState { .. } => "capsule_state",
+            Self::CapsuleDeleted { .. } => "capsule_deleted",
+            Self::Heartbeat(_) => "heartbeat",
+            Self::ContainerEvent { .. } => "container_event",
+            Self::VolumeState { .. } => "volume_state",
+        }
+    }
+}
+
 /// What a host has of a volume.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

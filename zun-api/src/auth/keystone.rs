@@ -78,6 +78,7 @@ pub struct KeystoneAuth {
     service_token: Mutex<Option<ServiceToken>>,
     valid: Cache<[u8; 32], Cached>,
     invalid: Cache<[u8; 32], ()>,
+    cache_hits: prometheus_client::metrics::counter::Counter,
 }
 
 impl std::fmt::Debug for KeystoneAuth {
@@ -148,7 +149,13 @@ impl KeystoneAuth {
             service_token: Mutex::new(None),
             http,
             cfg,
+            cache_hits: Default::default(),
         })
+    }
+
+    /// The count of tokens answered from the caches (valid or refused), for the metrics.
+    pub fn cache_hits(&self) -> &prometheus_client::metrics::counter::Counter {
+        &self.cache_hits
     }
 
     /// The identity endpoint advertised in `WWW-Authenticate`.
@@ -166,9 +173,11 @@ impl KeystoneAuth {
     pub async fn validate(&self, token: &str) -> Result<Arc<Identity>, ApiError> {
         let k = key(token);
         if let Some(c) = self.valid.get(&k).await {
+            self.cache_hits.inc();
             return Ok(c.identity);
         }
         if self.invalid.contains_key(&k) {
+            self.cache_hits.inc();
             return Err(self.unauthorized());
         }
         // Concurrent requests with the same new token share one call to Keystone.

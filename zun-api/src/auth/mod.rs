@@ -18,8 +18,12 @@ use axum::response::{IntoResponse, Response};
 pub use crate::context::{AuthMethod, Identity};
 pub use keystone::KeystoneAuth;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
 use crate::config::{AuthStrategy, Config};
 use crate::error::ApiError;
+use crate::metrics::TokenLabels;
 
 /// Why the authenticator could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +51,7 @@ enum Base {
 pub struct Authenticator {
     base: Base,
     oidc: Option<OidcAuth>,
+    checks: Family<TokenLabels, Counter>,
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
@@ -74,7 +79,11 @@ impl Authenticator {
         } else {
             None
         };
-        Ok(Self { base, oidc })
+        Ok(Self {
+            base,
+            oidc,
+            checks: Family::default(),
+        })
     }
 
     /// The OpenID Connect validator, when `[oidc]` is on.
@@ -82,24 +91,59 @@ impl Authenticator {
         self.oidc.as_ref()
     }
 
-    /// Authenticates the request whose headers these are: a Keystone `X-Auth-Token` first (as
-    /// before), else an `Authorization: Bearer` token when OIDC is on, else the `[auth]`
-    /// strategy's own way (none for Keystone, trusted headers for noauth).
+    /// The count of credentials checked, by kind and outcome (registered by the metrics).
+    pub fn checks(&self) -> &Family<TokenLabels, Counter> {
+        &self.checks
+    }
+
+    /// The validators' cache-hit counters, by kind (registered by the metrics).
+    pub fn cache_hits(&self) -> Vec<(&'static str, Counter)> {
+        let mut hits = Vec::new();
+        if let Base::Keystone(k) = &self.base {
+            hits.push(("keystone", k.cache_hits().clone()));
+        }
+        if let Some(o) = &self.oidc {
+            hits.push(("oidc", o.cache_hits().clone()));
+        }
+        hits
+    }
+
+    /// Authenticates the request whose headers these are (see [`Self::check`]), and counts
+    /// the check by kind and outcome.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Identity>, ApiError> {
+        let (kind, result) = self.check(headers).await;
+        let outcome = match &result {
+            Ok(_) => "valid",
+            Err(ApiError::ServiceUnavailable(_)) => "unavailable",
+            Err(_) => "refused",
+        };
+        self.checks
+            .get_or_create(&TokenLabels { kind, outcome })
+            .inc();
+        result
+    }
+
+    /// A Keystone `X-Auth-Token` first (as before), else an `Authorization: Bearer` token when
+    /// OIDC is on, else the `[auth]` strategy's own way (none for Keystone, trusted headers for
+    /// noauth); which kind of credentials it was, and what they are worth.
+    async fn check(&self, headers: &HeaderMap) -> (&'static str, Result<Arc<Identity>, ApiError>) {
         let x_auth_token = headers
             .get("x-auth-token")
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|t| !t.is_empty());
         if let (Base::Keystone(k), Some(token)) = (&self.base, x_auth_token) {
-            return k.validate(token).await;
+            return ("keystone", k.validate(token).await);
         }
         if let (Some(o), Some(token)) = (&self.oidc, bearer(headers)) {
-            return o.validate(token).await;
+            return ("oidc", o.validate(token).await);
         }
         match &self.base {
-            Base::Keystone(_) => Err(self.unauthorized()),
-            Base::Noauth => noauth::identity(headers).ok_or_else(|| self.unauthorized()),
+            Base::Keystone(_) => ("keystone", Err(self.unauthorized())),
+            Base::Noauth => (
+                "noauth",
+                noauth::identity(headers).ok_or_else(|| self.unauthorized()),
+            ),
         }
     }
 

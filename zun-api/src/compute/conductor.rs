@@ -121,6 +121,12 @@ async fn handle(state: &AppState, env: Envelope<ConductorEvent>, d: Delivery) ->
                 .await
                 .map(|orphans| (!orphans.is_empty()).then(|| (hb.host.clone(), orphans))),
         };
+        let lag = (chrono::Utc::now() - env.sent_at)
+            .to_std()
+            .unwrap_or_default();
+        state
+            .metrics
+            .report(env.body.kind(), result.is_ok(), lag);
         match result {
             Ok(Some((host, orphans))) => {
                 tell_delete(state, &host, &orphans).await;

@@ -6,8 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use db::Database;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use rpc::Bus;
 use tokio::sync::Notify;
+
+use crate::metrics::OutcomeLabels;
 
 /// How long a publisher holds an entry before another may take it.
 const LEASE: Duration = Duration::from_secs(30);
@@ -19,17 +23,31 @@ pub struct Dispatcher {
     bus: Bus,
     wake: Arc<Notify>,
     patience: Duration,
+    published: Family<OutcomeLabels, Counter>,
 }
 
 impl Dispatcher {
-    /// A dispatcher that waits up to `patience` for the broker on each inline publish.
-    pub fn new(db: Database, bus: Bus, patience: Duration) -> Self {
+    /// A dispatcher that waits up to `patience` for the broker on each inline publish, and
+    /// counts each publication in `published` (`confirmed` or `failed`).
+    pub fn new(
+        db: Database,
+        bus: Bus,
+        patience: Duration,
+        published: Family<OutcomeLabels, Counter>,
+    ) -> Self {
         Self {
             db,
             bus,
             wake: Arc::new(Notify::new()),
             patience,
+            published,
         }
+    }
+
+    fn count(&self, outcome: &'static str) {
+        self.published
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// The bus it publishes to.
@@ -68,6 +86,7 @@ impl Dispatcher {
             .await
         {
             Ok(()) => {
+                self.count("confirmed");
                 if let Err(err) = self.db.delete_outbox_entry(e.id).await {
                     // It will be published again when its lease ends: handlers are idempotent.
                     tracing::warn!(id = e.id, error = %err, "published but not deleted");
@@ -76,6 +95,7 @@ impl Dispatcher {
                 true
             }
             Err(err) => {
+                self.count("failed");
                 tracing::warn!(
                     id = e.id,
                     routing_key = %e.routing_key,

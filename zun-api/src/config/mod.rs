@@ -40,6 +40,17 @@ pub struct Config {
     pub volume: VolumeConfig,
     /// `[oidc]`: OpenID Connect bearer tokens (JWT access tokens) accepted beside Keystone's.
     pub oidc: OidcConfig,
+    /// `[metrics]`: the Prometheus metrics.
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: where the Prometheus metrics are served (`GET /metrics`, OpenMetrics text).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address to listen on; none (the default): not served. The listener asks for no
+    /// credentials: bind it to loopback or an operators' network.
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[volume_api]`: the subset of Cinder's v3 API that volumes need, on its own listener

@@ -27,6 +27,7 @@ pub async fn request_id_layer(mut req: Request, next: Next) -> Response {
         request_id = %id.0,
         method = %req.method(),
         path = %req.uri().path(),
+        project = tracing::field::Empty,
     );
     let mut resp = with_request_id(id.clone(), next.run(req).instrument(span.clone())).await;
     if let Ok(v) = HeaderValue::from_str(&id.0) {
@@ -61,6 +62,10 @@ where
             .copied()
             .unwrap_or(ApiVersion::MIN);
         let creds = identity.credentials();
+        if let Some(project) = &creds.project_id {
+            // The request's span (the request id layer's) now knows whose it is.
+            tracing::Span::current().record("project", project.as_str());
+        }
         let is_admin = state.policy.is_admin(&creds);
         let creds = Arc::new(policy::Credentials { is_admin, ..creds });
         Ok(Self {

@@ -2,13 +2,14 @@
 //! the [`RequestContext`](crate::context::RequestContext) extractor and link base URLs, request
 //! bodies and query strings, trailing slashes, Zun's microversion negotiation and the rendering
 //! of [`ApiError`](crate::error::ApiError) as Zun's error JSON, and the websocket [`relay`]
-//! of interactive exec. Each API's own routes, request
+//! of interactive exec, and the [`metrics`] of every request. Each API's own routes, request
 //! parsing, views and error shape are under `api/`.
 
 pub mod auth;
 pub mod body;
 pub mod context;
 pub mod error;
+pub mod metrics;
 pub mod microversion;
 pub mod path;
 pub mod query;

@@ -90,6 +90,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(root::method_not_allowed)
         .layer(from_fn(version::microversion_layer))
         .layer(from_fn_with_state(state.clone(), auth))
+        .layer(from_fn_with_state(
+            (state.metrics.clone(), "volume"),
+            crate::http::metrics::track,
+        ))
         .with_state(state);
     // Layers of a router run after its routing: the slash is stripped in front of it.
     Router::new()

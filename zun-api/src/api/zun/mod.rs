@@ -108,6 +108,10 @@ pub fn router(state: AppState) -> Router {
         .merge(v1)
         .fallback(root::not_found)
         .layer(from_fn_with_state(state.clone(), auth_layer))
+        .layer(from_fn_with_state(
+            (state.metrics.clone(), "container"),
+            crate::http::metrics::track,
+        ))
         .layer(from_fn(request_id_layer))
         .with_state(state)
 }

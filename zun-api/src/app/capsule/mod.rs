@@ -149,8 +149,10 @@ pub async fn list(
     let generation = state.db.project_generation(project).await?;
     let key = ListKey::new(project, &q.params, ctx.version, view_key, &ctx.base_url);
     if let Some(hit) = state.list_cache.get(&key, generation) {
+        state.metrics.list_cache(true);
         return Ok(Listing::Cached(hit));
     }
+    state.metrics.list_cache(false);
     let page = list_page(state, &scope, q).await?;
     let page = Arc::new(CachedPage::new(generation, render(&page)?));
     state.list_cache.insert(key, page.clone());

@@ -145,6 +145,7 @@ pub struct OidcAuth {
     cache_for: Duration,
     providers: Vec<Arc<Provider>>,
     valid: Cache<[u8; 32], Cached>,
+    cache_hits: prometheus_client::metrics::counter::Counter,
 }
 
 impl std::fmt::Debug for OidcAuth {
@@ -198,7 +199,13 @@ impl OidcAuth {
                 .max_capacity(cfg.token_cache_size)
                 .expire_after(UntilExpiry)
                 .build(),
+            cache_hits: Default::default(),
         })
+    }
+
+    /// The count of tokens answered from the cache, for the metrics.
+    pub fn cache_hits(&self) -> &prometheus_client::metrics::counter::Counter {
+        &self.cache_hits
     }
 
     /// How many times the JWKS of `issuer` was fetched (discoveries included); none for an
@@ -219,6 +226,7 @@ impl OidcAuth {
                 .current()
                 .is_some_and(|keys| keys.contains(&c.key));
             if key_kept {
+                self.cache_hits.inc();
                 return Ok(c.identity);
             }
             self.valid.invalidate(&k).await;
