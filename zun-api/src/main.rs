@@ -104,47 +104,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {listen}"))?;
     tracing::info!(%listen, "zun-api listening");
-    let network_api = match state.config.network_api.listen {
-        Some(addr) => {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding the network API to {addr}"))?;
-            tracing::info!(listen = %addr, "network API (security groups) listening");
-            Some(tokio::spawn(zun_api::neutron::serve(
-                state.clone(),
-                l,
-                shutdown(),
-            )))
-        }
-        None => None,
-    };
-    let volume_api = match state.config.volume_api.listen {
-        Some(addr) => {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding the volume API to {addr}"))?;
-            tracing::info!(listen = %addr, "volume API (block storage) listening");
-            Some(tokio::spawn(zun_api::cinder::serve(
-                state.clone(),
-                l,
-                shutdown(),
-            )))
-        }
-        None => None,
-    };
-    let metrics_api = match state.config.metrics.listen {
-        Some(addr) => {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding the metrics listener to {addr}"))?;
-            tracing::info!(listen = %addr, "metrics (GET /metrics) listening");
+    let network_api = bind(state.config.network_api.listen, "network API")
+        .await?
+        .map(|l| tokio::spawn(zun_api::neutron::serve(state.clone(), l, shutdown())));
+    let volume_api = bind(state.config.volume_api.listen, "volume API")
+        .await?
+        .map(|l| tokio::spawn(zun_api::cinder::serve(state.clone(), l, shutdown())));
+    let metrics_api = bind(state.config.metrics.listen, "metrics (GET /metrics)")
+        .await?
+        .map(|l| {
             let app = zun_api::http::metrics::router(state.clone());
-            Some(tokio::spawn(async move {
-                axum::serve(l, app).with_graceful_shutdown(shutdown()).await
-            }))
-        }
-        None => None,
-    };
+            tokio::spawn(
+                async move { axum::serve(l, app).with_graceful_shutdown(shutdown()).await },
+            )
+        });
     let app =
         axum::ServiceExt::<axum::extract::Request>::into_make_service(zun_api::service(state));
     axum::serve(listener, app)
@@ -171,6 +144,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("zun-api stopped");
     Ok(())
+}
+
+/// The listener of an optional part (`what`) at `addr`, if configured; said in the log.
+async fn bind(
+    addr: Option<std::net::SocketAddr>,
+    what: &str,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {what} listener to {addr}"))?;
+    tracing::info!(listen = %addr, "{what} listening");
+    Ok(Some(l))
 }
 
 async fn shutdown() {
