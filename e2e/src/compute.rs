@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use capsule_types::secgroup::{Direction, HostFirewall};
 use serde_json::Value;
 use zun_compute::store::{Record, Store};
 
@@ -57,6 +58,36 @@ impl Compute {
             .lines()
             .map(str::to_owned)
             .collect()
+    }
+
+    /// The security-group document the fake runtime keeps (empty before the first).
+    pub fn firewall(&self) -> HostFirewall {
+        std::fs::read(self.state_dir.join("runtime/firewall.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Waits (`within` at most; `what` names it in the failure) until the host's document
+    /// satisfies `pred`; returns it.
+    pub fn wait_firewall(
+        &self,
+        what: &str,
+        within: std::time::Duration,
+        pred: impl Fn(&HostFirewall) -> bool,
+    ) -> HostFirewall {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let d = self.firewall();
+            if pred(&d) {
+                return d;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: last document {d:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// What the agent remembers of each capsule (its store in the state directory): the spec,
@@ -140,4 +171,13 @@ pub fn journal_counts(lines: &[String]) -> HashMap<String, (usize, usize)> {
         }
     }
     m
+}
+
+/// Whether group `group` of document `d` opens ingress port `port`.
+pub fn opens(d: &HostFirewall, group: &str, port: u16) -> bool {
+    d.groups.get(group).is_some_and(|rules| {
+        rules
+            .iter()
+            .any(|r| r.direction == Direction::Ingress && r.port_range_min == Some(port))
+    })
 }

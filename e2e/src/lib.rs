@@ -14,5 +14,5 @@ pub mod pod;
 pub mod stack;
 pub mod tap;
 
-pub use compute::{journal_counts, Compute};
+pub use compute::{journal_counts, opens, Compute};
 pub use stack::{Stack, ADMIN, ALT, DEMO};

@@ -223,6 +223,17 @@ impl Stack {
         answer(req, "network API").await
     }
 
+    /// The id of `who`'s project's `default` security group.
+    pub async fn default_group(&self, who: (&str, &str, &str)) -> String {
+        let path = "/v2.0/security-groups?name=default";
+        let (status, groups) = self.net_call(who, reqwest::Method::GET, path, None).await;
+        assert_eq!(status, 200, "{groups}");
+        groups["security_groups"][0]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no default group: {groups}"))
+            .to_owned()
+    }
+
     /// A call to the block-storage (volume) API; `path` starts after `/v3`.
     pub async fn volume_call(
         &self,

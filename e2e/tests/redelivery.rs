@@ -201,15 +201,12 @@ async fn capsule_requests_delivered_twice_change_nothing() {
     stack.stop().await;
 }
 
-/// The security-group document the fake runtime keeps.
+/// The security-group document the fake runtime keeps, byte for byte.
 fn doc(c: &Compute) -> Vec<u8> {
     std::fs::read(c.state_dir.join("runtime/firewall.json")).unwrap_or_default()
 }
 
-fn parse(doc: &[u8]) -> HostFirewall {
-    serde_json::from_slice(doc).unwrap_or_default()
-}
-
+/// Whether any group of `d` opens ingress port 80.
 fn port_80(d: &HostFirewall) -> bool {
     d.groups
         .values()
@@ -236,16 +233,7 @@ async fn firewall_documents_delivered_twice_change_nothing() {
     let c1 = stack.compute("c1", 4096, 0).await;
     let uuid = stack.create("walled", 64).await;
     stack.wait_status(&uuid, "Running", LONG).await;
-    let (status, groups) = stack
-        .net_call(
-            DEMO,
-            reqwest::Method::GET,
-            "/v2.0/security-groups?name=default",
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{groups}");
-    let default = groups["security_groups"][0]["id"].as_str().unwrap();
+    let default = stack.default_group(DEMO).await;
     let rule = json!({"security_group_rule": {"security_group_id": default,
         "direction": "ingress", "protocol": "tcp", "port_range_min": 80, "port_range_max": 80,
         "remote_ip_prefix": "0.0.0.0/0"}});
@@ -265,11 +253,9 @@ async fn firewall_documents_delivered_twice_change_nothing() {
             _ => None,
         })
         .await;
-    let deadline = Instant::now() + LONG;
-    while parse(&doc(&c1)).epoch != newest {
-        assert!(Instant::now() < deadline, "{:?}", parse(&doc(&c1)));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    c1.wait_firewall("the newest document on the host", LONG, |d| {
+        d.epoch == newest
+    });
     settle(&stack, &queue).await;
     let sent = documents(&tap);
     assert!(
@@ -288,7 +274,7 @@ async fn firewall_documents_delivered_twice_change_nothing() {
             "the document of epoch {epoch} again changed the host's (epoch {newest})"
         );
     }
-    let kept = parse(&doc(&c1));
+    let kept = c1.firewall();
     assert_eq!(kept.epoch, newest);
     assert!(port_80(&kept), "{kept:?}");
     // The host's heartbeats still show the newest epoch: the API sees nothing behind and

@@ -3,44 +3,15 @@
 //! one (a new incarnation whose epoch starts again). A host that saw a higher epoch must not
 //! ignore the documents that follow; a new rule reaches it within a few heartbeats.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use capsule_types::secgroup::{Direction, HostFirewall};
-use e2e::{Compute, Stack, DEMO};
+use e2e::{opens, Stack, DEMO};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 
 /// How long a rule may take to reach the host (a heartbeat is 1 s in the e2e stack).
 const WITHIN: Duration = Duration::from_secs(20);
 const LONG: Duration = Duration::from_secs(60);
-
-fn doc(c: &Compute) -> HostFirewall {
-    std::fs::read(c.state_dir.join("runtime/firewall.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
-}
-
-fn wait_doc(c: &Compute, what: &str, within: Duration, pred: impl Fn(&HostFirewall) -> bool) {
-    let deadline = Instant::now() + within;
-    loop {
-        let d = doc(c);
-        if pred(&d) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: last document {d:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Whether group `group` of `d` opens tcp `port`.
-fn opens(d: &HostFirewall, group: &str, port: u16) -> bool {
-    d.groups.get(group).is_some_and(|rules| {
-        rules
-            .iter()
-            .any(|r| r.direction == Direction::Ingress && r.port_range_min == Some(port))
-    })
-}
 
 async fn sql(stack: &Stack, statement: &str) {
     let conn = stack.state.db.connection();
@@ -75,34 +46,22 @@ async fn rules_still_reach_hosts_after_the_database_is_restored_or_switched() {
     let uuid = stack.create("sg-restore", 64).await;
     stack.wait_status(&uuid, "Running", LONG).await;
     let capsule: uuid::Uuid = uuid.parse().unwrap();
-    let (status, groups) = stack
-        .net_call(
-            DEMO,
-            reqwest::Method::GET,
-            "/v2.0/security-groups?name=default",
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{groups}");
-    let default = groups["security_groups"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    wait_doc(&c1, "the capsule's groups on its host", LONG, |d| {
+    let default = stack.default_group(DEMO).await;
+    c1.wait_firewall("the capsule's groups on its host", LONG, |d| {
         d.capsules.get(&capsule) == Some(&vec![default.clone()])
     });
     // Several changes, so the host has seen an epoch well above 1.
     for port in [81, 82, 83] {
         open(&stack, &default, port).await;
     }
-    wait_doc(&c1, "the first rules", LONG, |d| opens(d, &default, 83));
-    let seen = doc(&c1).epoch;
+    c1.wait_firewall("the first rules", LONG, |d| opens(d, &default, 83));
+    let seen = c1.firewall().epoch;
     assert!(seen > 1, "epoch {seen}");
 
     // Restored from an older backup: the same database, its counter far behind the host's.
     sql(&stack, "UPDATE firewall_epoch SET epoch = 1").await;
     open(&stack, &default, 84).await;
-    wait_doc(&c1, "a rule made after the restore", WITHIN, |d| {
+    c1.wait_firewall("a rule made after the restore", WITHIN, |d| {
         opens(d, &default, 84)
     });
 
@@ -113,7 +72,7 @@ async fn rules_still_reach_hosts_after_the_database_is_restored_or_switched() {
     )
     .await;
     open(&stack, &default, 85).await;
-    wait_doc(&c1, "a rule made after the switch", WITHIN, |d| {
+    c1.wait_firewall("a rule made after the switch", WITHIN, |d| {
         opens(d, &default, 85)
     });
 

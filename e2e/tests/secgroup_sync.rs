@@ -4,43 +4,15 @@
 //! update sent while it was down is sent the current document again by the conductor, from
 //! its heartbeat alone. (A duplicate delivery of a document: `redelivery.rs`.)
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use capsule_types::rpc::{compute_queue, ComputeRequest};
-use capsule_types::secgroup::{Direction, HostFirewall};
 use e2e::tap::Tap;
-use e2e::{Compute, Stack, DEMO};
+use e2e::{opens, Stack, DEMO};
 use serde_json::json;
 use test_support::wait::until_async;
 
 const LONG: Duration = Duration::from_secs(60);
-
-fn doc(c: &Compute) -> HostFirewall {
-    std::fs::read(c.state_dir.join("runtime/firewall.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
-}
-
-fn wait_doc(c: &Compute, what: &str, pred: impl Fn(&HostFirewall) -> bool) -> HostFirewall {
-    let deadline = Instant::now() + LONG;
-    loop {
-        let d = doc(c);
-        if pred(&d) {
-            return d;
-        }
-        assert!(Instant::now() < deadline, "{what}: last document {d:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn port_80(d: &HostFirewall, group: &str) -> bool {
-    d.groups.get(group).is_some_and(|rules| {
-        rules
-            .iter()
-            .any(|r| r.direction == Direction::Ingress && r.port_range_min == Some(80))
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosts_get_their_groups_rule_changes_and_a_lost_update_after_a_restart() {
@@ -52,24 +24,12 @@ async fn hosts_get_their_groups_rule_changes_and_a_lost_update_after_a_restart()
     stack.wait_status(&uuid, "Running", LONG).await;
     let capsule: uuid::Uuid = uuid.parse().unwrap();
 
-    let (status, groups) = stack
-        .net_call(
-            DEMO,
-            reqwest::Method::GET,
-            "/v2.0/security-groups?name=default",
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{groups}");
-    let default = groups["security_groups"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let first = wait_doc(&c1, "the capsule's groups on its host", |d| {
+    let default = stack.default_group(DEMO).await;
+    let first = c1.wait_firewall("the capsule's groups on its host", LONG, |d| {
         d.capsules.get(&capsule) == Some(&vec![default.clone()])
     });
     assert!(first.groups.contains_key(&default));
-    assert!(!port_80(&first, &default));
+    assert!(!opens(&first, &default, 80));
 
     // A rule through the network API reaches the host, with a newer epoch.
     let rule = json!({"security_group_rule": {"security_group_id": default, "direction": "ingress",
@@ -83,7 +43,7 @@ async fn hosts_get_their_groups_rule_changes_and_a_lost_update_after_a_restart()
         )
         .await;
     assert_eq!(status, 201, "{created}");
-    let opened = wait_doc(&c1, "the rule on the host", |d| port_80(d, &default));
+    let opened = c1.wait_firewall("the rule on the host", LONG, |d| opens(d, &default, 80));
     assert!(opened.epoch > first.epoch);
 
     // The agent goes down and the rule is deleted meanwhile; the update sent to it is lost
@@ -112,7 +72,7 @@ async fn hosts_get_their_groups_rule_changes_and_a_lost_update_after_a_restart()
             }
         })
         .await;
-    assert!(!port_80(&removal, &default), "{removal:?}");
+    assert!(!opens(&removal, &default, 80), "{removal:?}");
     until_async(LONG, Duration::from_millis(100), async || {
         match stack.queue_messages(&queue).await {
             Some(n) if n > 0 => Ok(()),
@@ -124,12 +84,12 @@ async fn hosts_get_their_groups_rule_changes_and_a_lost_update_after_a_restart()
     assert!(lost >= 1, "nothing was purged");
     assert_eq!(stack.queue_messages(&queue).await, Some(0));
     assert!(
-        port_80(&doc(&c1), &default),
+        opens(&c1.firewall(), &default, 80),
         "the host had the removal already"
     );
     c1.restart();
-    let after = wait_doc(&c1, "the rule's removal after the restart", |d| {
-        !port_80(d, &default) && d.capsules.contains_key(&capsule)
+    let after = c1.wait_firewall("the rule's removal after the restart", LONG, |d| {
+        !opens(d, &default, 80) && d.capsules.contains_key(&capsule)
     });
     // A document made after the lost one, not the lost one delivered after all.
     assert!(
@@ -142,7 +102,7 @@ async fn hosts_get_their_groups_rule_changes_and_a_lost_update_after_a_restart()
     // A capsule deleted leaves the document.
     assert_eq!(stack.delete(&uuid, false).await, 204);
     stack.wait_gone(&uuid, LONG).await;
-    wait_doc(&c1, "the capsule gone from the document", |d| {
+    c1.wait_firewall("the capsule gone from the document", LONG, |d| {
         !d.capsules.contains_key(&capsule)
     });
     stack.stop().await;

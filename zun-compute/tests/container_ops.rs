@@ -7,6 +7,7 @@
 //! it made with the pod runtime's own teardown when the test ends, pass or fail, then the
 //! bridge and the network namespace directory.
 
+mod manager_support;
 mod ops_support;
 
 use std::time::{Duration, Instant};

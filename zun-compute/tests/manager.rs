@@ -3,22 +3,24 @@
 //! interrupted create is redone, every outcome is reported, and volume requests are done once
 //! and answered every time.
 
+mod manager_support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use capsule_types::rpc::{
-    CapsuleSpec, ComputeRequest, ConductorEvent, ContainerRef, Envelope, VolumeHostState,
-    CONDUCTOR_QUEUE,
+    CapsuleSpec, ComputeRequest, ConductorEvent, ContainerRef, VolumeHostState,
 };
 use capsule_types::template::{CapsuleTemplate, ContainerSpec};
 use capsule_types::CapsuleStatus;
-use rpc::{Bus, Delivery, Disposition, MemoryBus, QueueSpec, TypedHandler};
+use rpc::{Bus, MemoryBus};
 use test_support::TempDir;
 use zun_compute::manager::Manager;
-use zun_compute::reporter::Reporter;
 use zun_compute::runtime::fake::FakeRuntime;
 use zun_compute::runtime::RuntimeDriver;
 use zun_compute::store::{Record, Store};
+
+use manager_support::{conductor_reports, fake_manager};
 
 struct Harness {
     manager: Manager,
@@ -29,21 +31,8 @@ struct Harness {
 fn harness() -> Harness {
     let dir = TempDir::new("zc-mgr");
     let bus = Bus::Memory(MemoryBus::new());
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let ev = events.clone();
-    // The consumer keeps running on the test's runtime.
-    let _ = bus.consume(
-        QueueSpec::named(CONDUCTOR_QUEUE, 8),
-        TypedHandler::new(move |env: Envelope<ConductorEvent>, _d: Delivery| {
-            ev.lock().unwrap().push(env.body);
-            async { Disposition::Ack }
-        }),
-    );
-    let manager = Manager::new(
-        zun_compute::start::fake_drivers(&dir, Duration::ZERO).unwrap(),
-        Store::open(&dir).unwrap(),
-        Reporter::new(bus, "h1"),
-    );
+    let events = conductor_reports(&bus);
+    let manager = fake_manager(&dir, bus);
     Harness {
         manager,
         events,

@@ -3,22 +3,24 @@
 //! one event per container with the request's id (an error when it failed), a redelivered action
 //! or call changes nothing more, calls are checked again on the host and answered in Zun's words.
 
+mod manager_support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use capsule_types::rpc::{
     CapsuleSpec, ComputeRequest, ConductorEvent, ContainerAction, ContainerCall,
-    ContainerEventKind, ContainerRef, ContainerReply, Envelope, CONDUCTOR_QUEUE,
+    ContainerEventKind, ContainerRef, ContainerReply,
 };
 use capsule_types::template::{CapsuleTemplate, ContainerSpec};
 use capsule_types::CapsuleStatus;
-use rpc::{Bus, Delivery, Disposition, MemoryBus, QueueSpec, TypedHandler};
+use rpc::{Bus, MemoryBus};
 use test_support::TempDir;
 use uuid::Uuid;
 use zun_compute::config::StreamConfig;
-use zun_compute::manager::{Manager, Outcome};
-use zun_compute::reporter::Reporter;
-use zun_compute::store::Store;
+use zun_compute::manager::Manager;
+
+use manager_support::{conductor_reports, fake_manager};
 
 struct Harness {
     manager: Manager,
@@ -29,20 +31,8 @@ struct Harness {
 fn harness() -> Harness {
     let dir = TempDir::new("zc-ops");
     let bus = Bus::Memory(MemoryBus::new());
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let ev = events.clone();
-    let _ = bus.consume(
-        QueueSpec::named(CONDUCTOR_QUEUE, 8),
-        TypedHandler::new(move |env: Envelope<ConductorEvent>, _d: Delivery| {
-            ev.lock().unwrap().push(env.body);
-            async { Disposition::Ack }
-        }),
-    );
-    let manager = Manager::new(
-        zun_compute::start::fake_drivers(&dir, Duration::ZERO).unwrap(),
-        Store::open(&dir).unwrap(),
-        Reporter::new(bus, "h1"),
-    );
+    let events = conductor_reports(&bus);
+    let manager = fake_manager(&dir, bus);
     let (_listener, streams) =
         zun_compute::stream::bind(&StreamConfig::default(), manager.runtime().clone())
             .unwrap()
@@ -107,20 +97,7 @@ impl Harness {
     }
 
     async fn call(&self, s: &CapsuleSpec, c: usize, call: ContainerCall) -> ContainerReply {
-        let req = ComputeRequest::ContainerCall {
-            capsule: s.uuid,
-            container: s.containers[c].uuid,
-            call,
-        };
-        match self
-            .manager
-            .handle(req, Some("req-2".into()))
-            .await
-            .unwrap()
-        {
-            Outcome::Reply(v) => serde_json::from_value(v).unwrap(),
-            other => panic!("not a reply: {other:?}"),
-        }
+        manager_support::call(&self.manager, s, c, call, "req-2").await
     }
 }
 

@@ -10,17 +10,19 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use capsule_types::rpc::{
     CapsuleSpec, ComputeRequest, ConductorEvent, ContainerAction, ContainerCall, ContainerRef,
-    ContainerReply, Envelope, CONDUCTOR_QUEUE,
+    ContainerReply,
 };
 use capsule_types::template::{CapsuleTemplate, ContainerSpec};
 use capsule_types::CapsuleStatus;
-use rpc::{Bus, Delivery, Disposition, MemoryBus, QueueSpec, TypedHandler};
+use rpc::{Bus, MemoryBus};
 use test_support::env_or;
 use uuid::Uuid;
 use zun_compute::config::{Config, StreamConfig};
-use zun_compute::manager::{Manager, Outcome};
+use zun_compute::manager::Manager;
 use zun_compute::reporter::Reporter;
 use zun_compute::store::Store;
+
+use crate::manager_support::{read_reports, Reports};
 
 /// The shim: this crate's, or `ZUN_TEST_SHIM` (a target directory shared by several
 /// checkouts may hold another checkout's build at the usual place).
@@ -56,15 +58,11 @@ pub fn require_root() {
     );
 }
 
-pub async fn manager_for(config: &Config, events: Arc<Mutex<Vec<ConductorEvent>>>) -> Manager {
+/// A manager of host `ops-host` over the pod runtime of `config`, reporting on a bus of its
+/// own whose conductor's queue goes into `events`.
+pub async fn manager_for(config: &Config, events: Reports) -> Manager {
     let bus = Bus::Memory(MemoryBus::new());
-    let _ = bus.consume(
-        QueueSpec::named(CONDUCTOR_QUEUE, 8),
-        TypedHandler::new(move |env: Envelope<ConductorEvent>, _d: Delivery| {
-            events.lock().unwrap().push(env.body);
-            async { Disposition::Ack }
-        }),
-    );
+    read_reports(&bus, events);
     let drivers = zun_compute::start::pod_drivers(config).await.unwrap();
     Manager::new(
         drivers,
@@ -207,20 +205,7 @@ impl Host {
     }
 
     pub async fn call(&self, s: &CapsuleSpec, c: usize, call: ContainerCall) -> ContainerReply {
-        let req = ComputeRequest::ContainerCall {
-            capsule: s.uuid,
-            container: s.containers[c].uuid,
-            call,
-        };
-        match self
-            .manager
-            .handle(req, Some("req-c".into()))
-            .await
-            .unwrap()
-        {
-            Outcome::Reply(v) => serde_json::from_value(v).unwrap(),
-            other => panic!("not a reply: {other:?}"),
-        }
+        crate::manager_support::call(&self.manager, s, c, call, "req-c").await
     }
 
     pub async fn exec(&self, s: &CapsuleSpec, c: usize, script: &str) -> (String, i32) {
