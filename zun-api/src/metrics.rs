@@ -114,9 +114,8 @@ impl ApiMetrics {
     /// A registry with every metric of the API, and `auth`'s own (its token checks and its
     /// validators' cache hits).
     pub fn new(auth: &crate::auth::Authenticator) -> Self {
-        let mut r = Registry::with_prefix("zun_api");
         let m = Self {
-            registry: Arc::new(Mutex::new(Registry::default())),
+            registry: Arc::new(Mutex::new(Registry::with_prefix("zun_api"))),
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
             list_cache: Family::default(),
@@ -126,6 +125,7 @@ impl ApiMetrics {
             capsules: Family::default(),
             outbox: Gauge::default(),
         };
+        let mut r = m.registry.lock().unwrap_or_else(|p| p.into_inner());
         r.register(
             "requests",
             "HTTP requests answered, by API, route template, method and status",
@@ -179,7 +179,7 @@ impl ApiMetrics {
             "Messages in the outbox not yet confirmed by the broker (read when scraped)",
             m.outbox.clone(),
         );
-        *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
+        drop(r);
         m
     }
 
