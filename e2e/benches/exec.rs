@@ -146,15 +146,7 @@ async fn main() {
         assert!(body.get("MEM USAGE(MiB)").is_some(), "{body}");
     })
     .await;
-    let (status, body) = stack
-        .call(
-            ADMIN,
-            reqwest::Method::DELETE,
-            &format!("/v1/capsules/{uuid}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
+    assert_eq!(stack.delete_as(ADMIN, &uuid).await, 204);
     stack.wait_gone(&uuid, Duration::from_secs(120)).await;
     let left = host.leftovers(&uuid);
     assert!(left.is_empty(), "left on the host: {left:#?}");

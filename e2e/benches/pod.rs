@@ -54,15 +54,6 @@ async fn wait_db(state: &AppState, uuid: &str, gone: bool) {
     }
 }
 
-/// `DELETE /v1/capsules/{uuid}` as the admin who made it.
-async fn delete_capsule(stack: &Stack, uuid: &str) -> u16 {
-    let path = format!("/v1/capsules/{uuid}");
-    stack
-        .call(ADMIN, reqwest::Method::DELETE, &path, None)
-        .await
-        .0
-}
-
 fn template(name: &str, port: u16) -> serde_json::Value {
     json!({"kind": "capsule", "metadata": {"name": name},
     "spec": {"containers": [
@@ -84,7 +75,7 @@ async fn rounds(stack: &Stack, host: &PodHost, prefix: &str) -> (Vec<Duration>, 
         wait_db(&stack.state, &uuid, false).await;
         let made = t.elapsed();
         let t = Instant::now();
-        assert_eq!(delete_capsule(stack, &uuid).await, 204);
+        assert_eq!(stack.delete_as(ADMIN, &uuid).await, 204);
         wait_db(&stack.state, &uuid, true).await;
         if i >= WARMUP {
             create.push(made);
@@ -218,7 +209,7 @@ async fn main() {
         .await;
     wait_db(&stack.state, &neighbour, false).await;
     let (create_n, delete_n) = rounds(&stack, &host, "n").await;
-    assert_eq!(delete_capsule(&stack, &neighbour).await, 204);
+    assert_eq!(stack.delete_as(ADMIN, &neighbour).await, 204);
     wait_db(&stack.state, &neighbour, true).await;
 
     // Many at once: 10, then BURST.
@@ -255,7 +246,7 @@ async fn main() {
     }
     let busy_rss = rss_kib(agent_pid);
     for uuid in &uuids {
-        assert_eq!(delete_capsule(&stack, uuid).await, 204);
+        assert_eq!(stack.delete_as(ADMIN, uuid).await, 204);
     }
     for uuid in &uuids {
         wait_db(&stack.state, uuid, true).await;

@@ -381,11 +381,19 @@ impl Stack {
 
     /// DELETE as demo (or admin with `force`).
     pub async fn delete(&self, uuid: &str, force: bool) -> u16 {
-        let (who, path) = if force {
-            (ADMIN, format!("/v1/capsules/{uuid}?force=true"))
+        if force {
+            let path = format!("/v1/capsules/{uuid}?force=true");
+            self.call(ADMIN, reqwest::Method::DELETE, &path, None)
+                .await
+                .0
         } else {
-            (DEMO, format!("/v1/capsules/{uuid}"))
-        };
+            self.delete_as(DEMO, uuid).await
+        }
+    }
+
+    /// `DELETE /v1/capsules/{uuid}` as `who` (its owner: the benchmarks create as admin).
+    pub async fn delete_as(&self, who: (&str, &str, &str), uuid: &str) -> u16 {
+        let path = format!("/v1/capsules/{uuid}");
         self.call(who, reqwest::Method::DELETE, &path, None).await.0
     }
 

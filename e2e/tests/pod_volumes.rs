@@ -43,16 +43,7 @@ async fn logs_with(stack: &Stack, capsule: &Value, name: &str, want: &str) -> St
     let uuid = c["uuid"].as_str().unwrap();
     let deadline = Instant::now() + LONG;
     loop {
-        let (status, body) = stack
-            .call(
-                DEMO,
-                reqwest::Method::GET,
-                &format!("/v1/containers/{uuid}/logs"),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let text = body.as_str().unwrap_or_default().to_owned();
+        let text = stack.container_logs(uuid).await;
         if text.contains(want) {
             return text;
         }
