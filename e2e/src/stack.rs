@@ -177,7 +177,8 @@ impl Stack {
             format!(
                 "[compute]\nhost = \"{host}\"\nstate_dir = \"{}\"\nheartbeat_seconds = 1\n\
                  reconcile_seconds = 2\n[rpc]\nurl = \"{}\"\n{runtime_toml}\n\
-                 [resources]\ncpus = 2.0\nmemory_mib = {memory_mib}\n",
+                 [resources]\ncpus = 2.0\nmemory_mib = {memory_mib}\n\
+                 [metrics]\nlisten = \"127.0.0.1:0\"\n",
                 state_dir.display(),
                 self.broker_url
             ),

@@ -24,7 +24,8 @@ impl Agent {
             &conf,
             format!(
                 "[compute]\nhost = \"{host}\"\nstate_dir = \"{}\"\nheartbeat_seconds = 1\n\
-                 [rpc]\nurl = \"{}\"\n[resources]\ncpus = 1.0\nmemory_mib = 256\n",
+                 [rpc]\nurl = \"{}\"\n[resources]\ncpus = 1.0\nmemory_mib = 256\n\
+                 [metrics]\nlisten = \"127.0.0.1:0\"\n",
                 dir.display(),
                 env("ZUN_TEST_RABBIT_URL")
             ),

@@ -14,6 +14,8 @@ use tracing::Instrument;
 use crate::chain::Chain;
 use crate::config::Config;
 use crate::manager::{Manager, Outcome};
+use crate::metrics::metrics;
+use crate::metrics::server::{self as metrics_server, Health};
 
 /// The next change the driver announces; never, once its channel closed.
 async fn next_change(
@@ -32,6 +34,8 @@ pub struct Agent {
     config: Config,
     host: String,
     stream_listener: Option<std::net::TcpListener>,
+    metrics_listener: Option<std::net::TcpListener>,
+    health: Arc<Health>,
 }
 
 impl Agent {
@@ -55,12 +59,24 @@ impl Agent {
                 None
             }
         };
+        let metrics_listener = match metrics_server::bind(&config.metrics) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(listen = %config.metrics.listen, "cannot bind the metrics listener: {e}; no metrics or health from this host");
+                None
+            }
+        };
+        let health = Arc::new(Health::new(Duration::from_secs(
+            config.compute.heartbeat_seconds.max(1),
+        )));
         Self {
             manager: Arc::new(manager),
             bus,
             config,
             host,
             stream_listener,
+            metrics_listener,
+            health,
         }
     }
 
@@ -86,6 +102,22 @@ impl Agent {
                 }
             });
         }
+        if let Some(listener) = self.metrics_listener.take() {
+            if let Ok(a) = listener.local_addr() {
+                tracing::info!(address = %a, "metrics listener bound");
+            }
+            let source = metrics_server::Source {
+                runtime: self.manager.runtime().clone(),
+                bus: self.bus.clone(),
+                health: self.health.clone(),
+            };
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                if let Err(e) = metrics_server::serve(listener, source, stop).await {
+                    tracing::error!("metrics listener failed: {e}");
+                }
+            });
+        }
         tracing::info!(%host, queue = %compute_queue(&host), "zun-compute starting");
         // First tell the API how things stand: what happened while we were away.
         self.heartbeat().await;
@@ -107,7 +139,7 @@ impl Agent {
             );
             async move {
                 let method = env.body.method();
-                match manager.handle(env.body, env.request_id).await {
+                let disposition = match manager.handle(env.body, env.request_id).await {
                     Ok(Outcome::Done) => Disposition::Ack,
                     Ok(Outcome::Reply(_)) if !d.wants_reply => {
                         Disposition::Drop(format!("{method} sent without a reply queue"))
@@ -123,7 +155,15 @@ impl Agent {
                         tracing::warn!(error = %Chain(&e), "request failed; it will be retried");
                         Disposition::Retry(Duration::from_secs(1))
                     }
-                }
+                };
+                let outcome = match &disposition {
+                    Disposition::Ack => "ack",
+                    Disposition::Reply(_) => "reply",
+                    Disposition::Drop(_) => "drop",
+                    Disposition::Retry(_) => "retry",
+                };
+                metrics().rpc_handled(method, outcome);
+                disposition
             }
             .instrument(span)
         });
@@ -164,9 +204,11 @@ impl Agent {
                 _ = hb.tick() => self.heartbeat().await,
                 _ = fw.tick(), if fw_every > 0 => self.manager.check_firewall().await,
                 _ = rc.tick() => {
-                    if let Err(e) = self.manager.reconcile().await {
-                        tracing::warn!(error = %Chain(&e), "reconciliation failed");
+                    let passed = self.manager.reconcile().await;
+                    if let Err(e) = &passed {
+                        tracing::warn!(error = %Chain(e), "reconciliation failed");
                     }
+                    metrics().reconcile(passed.is_ok());
                 }
                 _ = stop.changed() => break,
             }
@@ -182,6 +224,9 @@ impl Agent {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %Chain(&e), "cannot list capsules for the heartbeat");
+                self.health
+                    .heartbeat(Err(format!("cannot list capsules: {}", Chain(&e))));
+                metrics().heartbeat(false);
                 return;
             }
         };
@@ -196,8 +241,12 @@ impl Agent {
             firewall_incarnation: self.manager.firewall_incarnation(),
             stream_address: self.manager.stream_address(),
         };
-        if let Err(e) = self.manager.reporter().heartbeat(hb).await {
-            tracing::warn!(error = %Chain(&e), "heartbeat not sent");
+        let sent = self.manager.reporter().heartbeat(hb).await;
+        if let Err(e) = &sent {
+            tracing::warn!(error = %Chain(e), "heartbeat not sent");
         }
+        metrics().heartbeat(sent.is_ok());
+        self.health
+            .heartbeat(sent.map_err(|e| Chain(&e).to_string()));
     }
 }

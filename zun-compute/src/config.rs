@@ -20,6 +20,8 @@ pub struct Config {
     pub pod: PodConfig,
     /// `[stream]`: the stream listener.
     pub stream: StreamConfig,
+    /// `[metrics]`: the metrics and health listener.
+    pub metrics: MetricsConfig,
     /// `[image]`: containerd and registries (pod driver).
     pub image: crate::image::ImageConfig,
     /// `[network]`: the host's capsule network (pod driver).
@@ -106,6 +108,23 @@ impl Default for PodConfig {
             exec_timeout_seconds: 60,
             exec_output_max_bytes: 1 << 20,
             archive_max_bytes: 16 << 20,
+        }
+    }
+}
+
+/// `[metrics]`: the agent's Prometheus metrics (`GET /metrics`) and health (`GET /healthz`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where it listens; empty: no listener. It asks for no credentials: keep it on loopback
+    /// or an operators' network.
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9520".into(),
         }
     }
 }

@@ -7,7 +7,7 @@
 //! fake) -> the host parts, each a driver trait with its real implementation and a recording
 //! fake: `image`, `network`, `shim`, `volume`, `layer`, `firewall`. `start` picks them from the
 //! configuration. Beside the queue, `stream` is the host's stream listener (interactive exec
-//! over WebSocket).
+//! over WebSocket); `metrics` is its metrics and health listener.
 
 pub mod agent;
 pub mod chain;
@@ -19,6 +19,7 @@ pub mod image;
 pub mod layer;
 pub mod logs;
 pub mod manager;
+pub mod metrics;
 pub mod network;
 mod notes;
 pub mod recorder;

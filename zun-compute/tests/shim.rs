@@ -270,6 +270,7 @@ async fn a_container_over_its_memory_limit_is_oom_killed() {
     let c = s.container("hog").unwrap();
     assert_eq!(c.reason.as_deref(), Some("OOMKilled"), "{c:#?}");
     assert_eq!(c.exit_code, Some(137));
+    assert_eq!(c.oom_kills, 1, "counted for the metrics");
     assert_eq!(s.phase, Phase::Failed);
     assert_eq!(
         s.reason.as_deref(),

@@ -220,6 +220,13 @@ impl NftFirewall {
 
     /// Runs `nft -f -` (in the configured namespace) with `script` on stdin.
     async fn run(&self, action: &'static str, script: &str) -> Result<(), FirewallError> {
+        let started = Instant::now();
+        let out = self.run_once(action, script).await;
+        crate::metrics::metrics().tool("nft", action, out.is_ok(), started.elapsed());
+        out
+    }
+
+    async fn run_once(&self, action: &'static str, script: &str) -> Result<(), FirewallError> {
         let cfg = &self.0.cfg;
         let stdin = ["-f", "-"].map(OsString::from);
         let (program, args) = command_line(&cfg.nft, cfg.netns.as_deref(), &stdin);

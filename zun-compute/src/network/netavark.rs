@@ -186,6 +186,20 @@ pub(crate) async fn run(
     netns: &Path,
     options: &Options,
 ) -> Result<String, RunFailure> {
+    let started = std::time::Instant::now();
+    let out = run_once(binary, config_dir, firewall, command, netns, options).await;
+    crate::metrics::metrics().tool("netavark", command.as_str(), out.is_ok(), started.elapsed());
+    out
+}
+
+async fn run_once(
+    binary: &Path,
+    config_dir: &Path,
+    firewall: Option<&str>,
+    command: Command,
+    netns: &Path,
+    options: &Options,
+) -> Result<String, RunFailure> {
     let input = serde_json::to_vec(options).map_err(|e| RunFailure::Spawn(e.into()))?;
     let mut cmd = tokio::process::Command::new(binary);
     if let Some(fw) = firewall {

@@ -6,6 +6,7 @@
 mod exec;
 pub mod fake;
 pub mod pod;
+mod usage;
 
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 pub use exec::{ExecOutcome, ExecProcess, Terminal};
+pub use usage::{CapsuleUsage, ContainerUsage};
 
 /// A lifecycle action on containers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,4 +148,10 @@ pub trait RuntimeDriver: Send + Sync + std::fmt::Debug + 'static {
         container: &ContainerRef,
         call: &ContainerCall,
     ) -> ContainerReply;
+
+    /// What every capsule this host runs uses now (for the metrics); a runtime that runs
+    /// nothing has nothing to say.
+    async fn usage(&self) -> Vec<CapsuleUsage> {
+        Vec::new()
+    }
 }

@@ -267,6 +267,7 @@ impl Shim {
                     pid: None,
                     exit_code: None,
                     restart_count: 0,
+                    oom_kills: 0,
                     reason: None,
                     started_at: None,
                     finished_at: None,

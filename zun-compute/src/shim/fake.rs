@@ -72,6 +72,7 @@ fn running(plan: &Plan) -> Status {
             pid: (!init).then_some(4242),
             exit_code: init.then_some(0),
             restart_count: 0,
+            oom_kills: 0,
             reason: init.then(|| "Completed".into()),
             started_at: None,
             finished_at: None,

@@ -130,6 +130,9 @@ impl Shim {
         u.status.exit_code = Some(code);
         u.status.reason = Some(reason.to_owned());
         u.status.finished_at = Some(Utc::now());
+        if oom {
+            u.status.oom_kills = u.status.oom_kills.saturating_add(1);
+        }
         if !user_stop && !stopping {
             let kind = if oom {
                 ContainerEventKind::OomKilled
@@ -702,6 +705,7 @@ mod tests {
                 pid: None,
                 exit_code: None,
                 restart_count: 0,
+                oom_kills: 0,
                 reason: None,
                 started_at: None,
                 finished_at: None,

@@ -73,6 +73,10 @@ pub struct ContainerStatus {
     pub exit_code: Option<i32>,
     /// How many times it was restarted.
     pub restart_count: u32,
+    /// How many times the kernel killed it for lack of memory (0 from a shim that predates
+    /// the count).
+    #[serde(default)]
+    pub oom_kills: u32,
     /// Why it last stopped: `Completed`, `Error`, `OOMKilled`, `Signaled`, or why it could not
     /// be created.
     pub reason: Option<String>,

@@ -91,6 +91,7 @@ impl Host {
         let netns_dir = dir.join("netns");
         let mut toml = format!(
             "[compute]\nhost = \"ops-host\"\nstate_dir = \"{state}\"\n\
+             [metrics]\nlisten = \"\"\n\
              [runtime]\ndriver = \"pod\"\n\
              [pod]\nshim = \"{shim}\"\nstop_grace_seconds = 2\nstart_timeout_seconds = 120\n\
              archive_max_bytes = {ARCHIVE_MAX}\n\

@@ -8,6 +8,7 @@
 
 mod archive;
 mod error;
+mod figures;
 pub mod layout;
 mod operate;
 mod plan;
@@ -17,6 +18,7 @@ mod steps;
 #[cfg(test)]
 mod tests;
 mod top;
+mod usage;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -338,6 +340,10 @@ impl RuntimeDriver for PodRuntime {
         call: &ContainerCall,
     ) -> ContainerReply {
         self.answer(spec, container, call).await
+    }
+
+    async fn usage(&self) -> Vec<super::CapsuleUsage> {
+        self.usage_of_all().await
     }
 }
 

@@ -258,7 +258,14 @@ impl Undo for Unmake<'_> {
     async fn undo(&self, step: Step) -> Vec<UndoError> {
         self.leaving
             .get_or_init(|| self.rt.firewall.leaving(self.id));
+        let started = Instant::now();
         let errors = self.undo_step(step).await;
+        crate::metrics::metrics().step(
+            "teardown",
+            step.name(),
+            errors.is_empty(),
+            started.elapsed(),
+        );
         for e in &errors {
             tracing::warn!(capsule = %self.id, step = step.name(), error = %Chain(e), "undo");
         }
@@ -513,7 +520,9 @@ impl Saga for Make<'_> {
     async fn act(&self, step: Step) -> Result<(), StepError> {
         let started = Instant::now();
         let result = self.act_step(step).await;
-        let ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        crate::metrics::metrics().step("create", step.name(), result.is_ok(), elapsed);
+        let ms = elapsed.as_millis() as u64;
         tracing::debug!(capsule = %self.spec.uuid, step = step.name(), ms, ok = result.is_ok(), "create step");
         result
     }

@@ -3,13 +3,13 @@
 //! of the container's cgroup (exec'd processes included), and the figures of that cgroup and of
 //! the capsule's network namespace.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use capsule_types::rpc::{ContainerReply, ContainerStats};
 
+use super::figures;
 use super::operate::Target;
-use crate::shim::cgroup::{self, Hierarchy};
+use crate::shim::cgroup;
 
 /// Most `ps` arguments.
 const MAX_PS_ARGS: usize = 16;
@@ -114,50 +114,6 @@ pub(super) fn filter_ps(
     Ok((titles, rows))
 }
 
-fn controller<'a>(h: &'a [Hierarchy], name: &str) -> Option<&'a Hierarchy> {
-    h.iter()
-        .find(|h| !h.unified && h.options.iter().any(|o| o == name))
-        .or_else(|| {
-            // cgroup v2 only when it is the only one with controllers.
-            (!h.iter()
-                .any(|h| !h.unified && !h.options.iter().any(|o| o.starts_with("name="))))
-            .then(|| h.iter().find(|h| h.unified))
-            .flatten()
-        })
-}
-
-fn read(path: PathBuf) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
-/// `key value` lines.
-fn keyed(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once(' ')?;
-        (k == key).then(|| v.trim().parse().ok())?
-    })
-}
-
-fn cpu_usage_ns(h: &[Hierarchy], rel: &str) -> Option<u64> {
-    let c = controller(h, "cpuacct")?;
-    let dir = c.mount.join(rel);
-    if c.unified {
-        keyed(&read(dir.join("cpu.stat")), "usage_usec").map(|u| u * 1000)
-    } else {
-        read(dir.join("cpuacct.usage")).trim().parse().ok()
-    }
-}
-
-fn host_memory() -> u64 {
-    read("/proc/meminfo".into())
-        .lines()
-        .find_map(|l| {
-            let kib = l.strip_prefix("MemTotal:")?.trim().trim_end_matches("kB");
-            kib.trim().parse::<u64>().ok().map(|k| k * 1024)
-        })
-        .unwrap_or(0)
-}
-
 pub(super) fn stats(target: &Target) -> ContainerReply {
     let h = match cgroup::hierarchies() {
         Ok(h) => h,
@@ -172,101 +128,22 @@ pub(super) fn stats(target: &Target) -> ContainerReply {
     let mut s = ContainerStats::default();
 
     let t0 = Instant::now();
-    let u0 = cpu_usage_ns(&h, rel);
+    let u0 = figures::cpu_usage_ns(&h, rel);
     std::thread::sleep(CPU_SAMPLE);
-    let u1 = cpu_usage_ns(&h, rel);
+    let u1 = figures::cpu_usage_ns(&h, rel);
     if let (Some(a), Some(b)) = (u0, u1) {
         let wall = t0.elapsed().as_nanos().max(1) as f64;
         s.cpu_percent = (b.saturating_sub(a) as f64) / wall * 100.0;
     }
-
-    let host = host_memory();
-    if let Some(m) = controller(&h, "memory") {
-        let dir = m.mount.join(rel);
-        let stat = read(dir.join("memory.stat"));
-        let (usage, inactive, limit) = if m.unified {
-            (
-                read(dir.join("memory.current")).trim().parse::<u64>().ok(),
-                keyed(&stat, "inactive_file"),
-                read(dir.join("memory.max")).trim().parse::<u64>().ok(),
-            )
-        } else {
-            (
-                read(dir.join("memory.usage_in_bytes"))
-                    .trim()
-                    .parse::<u64>()
-                    .ok(),
-                keyed(&stat, "total_inactive_file"),
-                read(dir.join("memory.limit_in_bytes"))
-                    .trim()
-                    .parse::<u64>()
-                    .ok(),
-            )
-        };
-        s.memory_usage_bytes = usage.unwrap_or(0).saturating_sub(inactive.unwrap_or(0));
-        s.memory_limit_bytes = match limit {
-            Some(l) if host == 0 || l < host => l,
-            _ => host,
-        };
-    } else {
-        s.memory_limit_bytes = host;
-    }
-
-    if let Some(b) = controller(&h, "blkio").or_else(|| controller(&h, "io")) {
-        let dir = b.mount.join(rel);
-        if b.unified {
-            for l in read(dir.join("io.stat")).lines() {
-                for f in l.split_whitespace() {
-                    if let Some(v) = f.strip_prefix("rbytes=") {
-                        s.block_read_bytes += v.parse::<u64>().unwrap_or(0);
-                    } else if let Some(v) = f.strip_prefix("wbytes=") {
-                        s.block_write_bytes += v.parse::<u64>().unwrap_or(0);
-                    }
-                }
-            }
-        } else {
-            for l in read(dir.join("blkio.throttle.io_service_bytes")).lines() {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                if let [_, op, v] = f[..] {
-                    let v = v.parse::<u64>().unwrap_or(0);
-                    match op {
-                        "Read" => s.block_read_bytes += v,
-                        "Write" => s.block_write_bytes += v,
-                        _ => {}
-                    }
-                }
-            }
-        }
-    }
-
+    let f = figures::read_figures(&h, rel, figures::host_memory());
+    s.memory_usage_bytes = f.memory_working_set;
+    s.memory_limit_bytes = f.memory_limit;
+    s.block_read_bytes = f.block_read;
+    s.block_write_bytes = f.block_write;
     if let Some(pid) = target.sandbox_pid {
-        let (rx, tx) = net_dev(&read(format!("/proc/{pid}/net/dev").into()));
-        s.network_rx_bytes = rx;
-        s.network_tx_bytes = tx;
+        (s.network_rx_bytes, s.network_tx_bytes) = figures::network_of(pid);
     }
     ContainerReply::Stats { stats: s }
-}
-
-/// Bytes received and sent on every interface but `lo`, from `/proc/<pid>/net/dev`.
-pub(super) fn net_dev(text: &str) -> (u64, u64) {
-    let (mut rx, mut tx) = (0, 0);
-    for l in text.lines().skip(2) {
-        let Some((iface, rest)) = l.split_once(':') else {
-            continue;
-        };
-        if iface.trim() == "lo" {
-            continue;
-        }
-        let f: Vec<u64> = rest
-            .split_whitespace()
-            .map(|v| v.parse().unwrap_or(0))
-            .collect();
-        if f.len() >= 9 {
-            rx += f[0];
-            tx += f[8];
-        }
-    }
-    (rx, tx)
 }
 
 #[cfg(test)]
@@ -295,13 +172,5 @@ mod tests {
         assert_eq!(rows[0][1], "42");
         assert_eq!(rows[0][7], "sleep 1000 now");
         assert!(filter_ps("USER COMMAND\nroot x\n", &[1]).is_err());
-    }
-
-    #[test]
-    fn network_figures_skip_loopback() {
-        let text = "Inter-|   Receive |  Transmit\n face |bytes packets\n\
-                    lo: 100 1 0 0 0 0 0 0 100 1 0 0 0 0 0 0\n\
-                    eth0: 2000 10 0 0 0 0 0 0 3000 12 0 0 0 0 0 0\n";
-        assert_eq!(net_dev(text), (2000, 3000));
     }
 }
