@@ -14,6 +14,9 @@
 #   ZUN_NETWORK_API_PORT=9696  security groups (Neutron's API subset; catalog type `network`)
 #   ZUN_VOLUME_API_PORT=8776   volumes (Cinder's v3 API subset; catalog type `block-storage`)
 #   ZUN_API_METRICS_PORT=9519  zun-api's Prometheus metrics (127.0.0.1, GET /metrics)
+#   ZUN_COMPUTE_METRICS_PORT=9520  zun-compute's metrics and health (127.0.0.1, GET /metrics,
+#                              /healthz); extra compute hosts take the next ports
+#   PROMETHEUS_PORT=9090       Prometheus (Debian's), scraping zun-api and every zun-compute
 #   COMPUTE_HOST=$(hostname -s)  host name of the zun-compute on this machine
 #   EXTRA_COMPUTE_HOSTS="compute2 ..."  more zun-computes here, one per name (scheduler tests)
 #   ZUN_DB_USER=zun ZUN_DB_NAME=zun ZUN_TEST_DB_NAME=zun_test   PostgreSQL role and databases
@@ -51,6 +54,8 @@ source "$TOP_DIR/lib/netavark"
 source "$TOP_DIR/lib/zun"
 # shellcheck source=devstack/lib/oidc
 source "$TOP_DIR/lib/oidc"
+# shellcheck source=devstack/lib/prometheus
+source "$TOP_DIR/lib/prometheus"
 
 EXAMPLE_CAPSULE=${EXAMPLE_CAPSULE:-$REPO_DIR/examples/minimal.yaml}
 
@@ -67,6 +72,8 @@ PACKAGES=(
     # for the benchmark peer.
     containerd docker-registry netavark iptables nftables busybox-static nginx-light
     libseccomp-dev protobuf-compiler skopeo podman catatonit runc
+    # Scrapes zun-api and zun-compute (lib/prometheus).
+    prometheus
 )
 # The OIDC provider (lib/oidc) runs on node: Debian's nodejs and npm, unless the host has a node
 # already (NodeSource's nodejs bundles npm and conflicts with Debian's npm package).
@@ -118,6 +125,8 @@ zun_steps() {
     start_zun_api
     configure_zun_compute
     start_zun_compute
+    configure_prometheus
+    start_prometheus
 }
 
 # capsule_status NAME: the capsule's status as demo sees it, or nothing if there is none.
@@ -214,6 +223,7 @@ cat <<EOF
                 (log: $IMAGES_LOG); archives: $IMAGES_DIR/busybox.{oci,docker}.tar
                 mirrors: $REGISTRY_CERTS_D/ (docker.io -> $REGISTRY_URL)
   netavark:     $(netavark_summary)
+  Prometheus:   $(prometheus_summary)
   Other logs:   $LOG_DIR/   pids: $PID_DIR/   stop: $TOP_DIR/unstack.sh [--purge]
 EOF
 zun_compute_summary | sed 's/^/  zun-compute:  /'

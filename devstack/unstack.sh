@@ -49,6 +49,8 @@ source "$TOP_DIR/lib/netavark"
 source "$TOP_DIR/lib/zun"
 # shellcheck source=devstack/lib/oidc
 source "$TOP_DIR/lib/oidc"
+# shellcheck source=devstack/lib/prometheus
+source "$TOP_DIR/lib/prometheus"
 
 [[ $(id -u) == 0 ]] || die "run unstack.sh as root"
 
@@ -58,6 +60,7 @@ if [[ ! -d $STACK_DIR ]]; then
 fi
 
 step "Stopping the services started from $STACK_DIR"
+stop_prometheus
 stop_zun_compute
 stop_zun_api
 stop_oidc
