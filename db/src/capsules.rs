@@ -80,6 +80,8 @@ pub struct NewContainer {
     pub interactive: bool,
     /// tty.
     pub tty: bool,
+    /// Zun's `healthcheck`, from the liveness probe (`None`: it has none).
+    pub healthcheck: Option<Json>,
 }
 
 /// A volume mount to record with its capsule.
@@ -272,6 +274,8 @@ impl Database {
                 container_id: Set(None),
                 exit_code: Set(None),
                 restart_count: Set(0),
+                ready: Set(None),
+                healthcheck: Set(c.healthcheck),
                 created_at: Set(created_at),
                 updated_at: Set(None),
                 ..Default::default()

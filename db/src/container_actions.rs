@@ -72,6 +72,7 @@ fn action_of(kind: ContainerEventKind) -> &'static str {
         K::Exited => "exited",
         K::OomKilled => "oom_killed",
         K::Restarted => "restarted",
+        K::Unhealthy => "unhealthy",
     }
 }
 
@@ -90,6 +91,7 @@ pub fn event_name(kind: ContainerEventKind) -> &'static str {
         K::Exited => "runtime_container_exited",
         K::OomKilled => "runtime_container_oom_killed",
         K::Restarted => "runtime_container_restarted",
+        K::Unhealthy => "runtime_container_unhealthy",
     }
 }
 

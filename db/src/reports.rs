@@ -131,6 +131,7 @@ impl Database {
                     capsule_container::Column::ContainerId,
                     Expr::value(c.container_id.clone()),
                 )
+                .col_expr(capsule_container::Column::Ready, Expr::value(c.ready))
                 .col_expr(capsule_container::Column::UpdatedAt, Expr::value(t))
                 .filter(capsule_container::Column::CapsuleId.eq(row.id))
                 .filter(capsule_container::Column::Uuid.eq(c.uuid.to_string()))

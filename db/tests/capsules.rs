@@ -30,6 +30,7 @@ fn container(uuid: &str, is_init: bool, position: i32) -> NewContainer {
         restart_max_retries: 0,
         interactive: false,
         tty: false,
+        healthcheck: None,
     }
 }
 
@@ -342,6 +343,7 @@ async fn migrations_are_idempotent(db: Database) {
             "m20261124_000005_volumes",
             "m20261207_000006_firewall_incarnation",
             "m20261207_000007_container_actions",
+            "m20261208_000008_container_ready",
         ]
     );
     db.migrate().await.unwrap();

@@ -227,6 +227,7 @@ async fn reports_apply_in_order_and_only_for_the_owning_host(db: Database) {
         restart_max_retries: 0,
         interactive: false,
         tty: false,
+        healthcheck: None,
     }];
     let (rec, _) = db.create_capsule(new).await.unwrap();
     let uuid: uuid::Uuid = rec.capsule.uuid.parse().unwrap();
@@ -240,6 +241,7 @@ async fn reports_apply_in_order_and_only_for_the_owning_host(db: Database) {
             exit_code: None,
             restart_count: 2,
             container_id: Some("rt-1".into()),
+            ready: Some(true),
         }],
     );
     assert_eq!(

@@ -45,6 +45,7 @@ fn container(position: i32) -> NewContainer {
         restart_max_retries: 0,
         interactive: false,
         tty: false,
+        healthcheck: None,
     }
 }
 

@@ -184,8 +184,20 @@ impl Agent {
         fw.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         fw.tick().await;
         let mut changes = Some(self.manager.changes());
+        let mut probed = Some(self.manager.probe_changes());
         loop {
             tokio::select! {
+                changed = next_change(&mut probed) => match changed {
+                    Ok(capsule) => {
+                        if let Err(e) = self.manager.handle(ComputeRequest::SyncCapsules {
+                            capsules: vec![capsule],
+                        }, None).await {
+                            tracing::warn!(%capsule, error = %Chain(&e), "cannot report a readiness change; reconciliation retries");
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => probed = None,
+                },
                 changed = next_change(&mut changes) => match changed {
                     Ok(capsule) => {
                         if let Err(e) = self.manager.handle(ComputeRequest::SyncCapsules {

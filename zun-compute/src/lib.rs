@@ -22,6 +22,7 @@ pub mod manager;
 pub mod metrics;
 pub mod network;
 mod notes;
+pub mod prober;
 pub mod recorder;
 pub mod reporter;
 pub mod reserve;

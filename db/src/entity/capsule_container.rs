@@ -57,6 +57,10 @@ pub struct Model {
     pub exit_code: Option<i32>,
     /// How many times the runtime restarted it.
     pub restart_count: i32,
+    /// Whether it is ready (its probes passed), as its host last reported; null: not reported.
+    pub ready: Option<bool>,
+    /// Zun's `healthcheck` (from the liveness probe); null: none.
+    pub healthcheck: Option<Json>,
     /// Creation time.
     pub created_at: DateTimeUtc,
     /// Last update time.

@@ -9,6 +9,7 @@ mod m20261124_000004_firewall_epoch;
 mod m20261124_000005_volumes;
 mod m20261207_000006_firewall_incarnation;
 mod m20261207_000007_container_actions;
+mod m20261208_000008_container_ready;
 
 /// Every migration of the capsule database, oldest first.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_volumes::Migration),
             Box::new(m20261207_000006_firewall_incarnation::Migration),
             Box::new(m20261207_000007_container_actions::Migration),
+            Box::new(m20261208_000008_container_ready::Migration),
         ]
     }
 }

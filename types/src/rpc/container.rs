@@ -257,6 +257,8 @@ pub enum ContainerEventKind {
     Unpaused,
     /// A command was run in it (`Exec`).
     Exec,
+    /// Its liveness probe failed: it is killed, and its restart policy applies.
+    Unhealthy,
 }
 
 /// One event of a container's history.

@@ -306,6 +306,10 @@ pub struct ContainerState {
     /// The runtime's id for it.
     #[serde(default)]
     pub container_id: Option<String>,
+    /// Whether it is ready (running, its startup and readiness probes passed); `None` from a
+    /// host that does not tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
 }
 
 /// The state of one capsule on a host.

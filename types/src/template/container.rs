@@ -3,6 +3,7 @@
 use super::errors::{index, join, quote};
 use super::image_ref::ImageReference;
 use super::model::{ContainerSpec, ImagePullPolicy, PortSpec, Protocol, VolumeMount};
+use super::probe::{probe, Kind};
 use super::scalars::{
     absolute_path, array, bool_ish, check_count, check_free_text, cpu, memory, mount_path, name,
     object, object_or_null, port, required, string, unexpected,
@@ -51,6 +52,12 @@ pub(crate) fn container(
             "imagePullPolicy" => c.image_pull_policy = pull_policy(val, &p, ctx),
             "stdin" => c.stdin = bool_ish(val, &p, &mut ctx.sink).unwrap_or(false),
             "tty" => c.tty = bool_ish(val, &p, &mut ctx.sink).unwrap_or(false),
+            "livenessProbe" | "readinessProbe" | "startupProbe" if role == Role::Init => {
+                ctx.sink.add(&p, "is not allowed on an init container");
+            }
+            "livenessProbe" => c.liveness_probe = probe(val, &p, Kind::Liveness, ctx),
+            "readinessProbe" => c.readiness_probe = probe(val, &p, Kind::Readiness, ctx),
+            "startupProbe" => c.startup_probe = probe(val, &p, Kind::Startup, ctx),
             "securityContext" => {
                 c.security_context = security_context(val, &p, &mut ctx.sink);
             }
@@ -110,7 +117,7 @@ fn image(v: &Value, path: &str, ctx: &mut Ctx<'_>) -> Option<String> {
 }
 
 /// `command` / `args`: an array of strings.
-fn string_list(v: &Value, path: &str, ctx: &mut Ctx<'_>) -> Vec<String> {
+pub(crate) fn string_list(v: &Value, path: &str, ctx: &mut Ctx<'_>) -> Vec<String> {
     let Some(items) = array(v, path, &mut ctx.sink) else {
         return Vec::new();
     };

@@ -12,16 +12,20 @@ mod errors;
 mod image_ref;
 mod limits;
 mod model;
+mod probe;
 mod scalars;
 mod security;
 mod validate;
 
+#[cfg(test)]
+mod probe_tests;
 #[cfg(test)]
 mod validate_tests;
 
 pub use errors::{FieldError, TemplateErrors};
 pub use image_ref::{ImageRefError, ImageReference, MAX_IMAGE_REF_LEN};
 pub use limits::Limits;
+pub use probe::{Probe, ProbeAction};
 pub use security::{Capabilities, Capability, SecurityContext};
 
 pub use model::{

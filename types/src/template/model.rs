@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use super::probe::Probe;
 use super::security::{Capability, SecurityContext};
 
 /// A validated capsule template (`{"kind": "capsule", "metadata": ..., "spec": ...}`).
@@ -184,6 +185,15 @@ pub struct ContainerSpec {
     /// `securityContext`; `None` when absent or null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
+    /// `livenessProbe`: failing, the container is killed and its restart policy applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness_probe: Option<Probe>,
+    /// `readinessProbe`: whether the container is ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_probe: Option<Probe>,
+    /// `startupProbe`: holds the other probes off until it passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_probe: Option<Probe>,
 }
 
 impl ContainerSpec {
@@ -204,6 +214,9 @@ impl ContainerSpec {
             stdin: false,
             tty: false,
             security_context: None,
+            liveness_probe: None,
+            readiness_probe: None,
+            startup_probe: None,
         }
     }
 

@@ -257,6 +257,30 @@ pub(crate) fn port(v: &Value, path: &str, sink: &mut Sink) -> Option<u16> {
     }
 }
 
+/// An integer (or a string of digits) in `min..=max`, `unit` naming what it counts.
+pub(crate) fn bounded(
+    v: &Value,
+    min: u64,
+    max: u64,
+    unit: &str,
+    path: &str,
+    sink: &mut Sink,
+) -> Option<u64> {
+    match integer_or_digits(v, "an integer", path, sink) {
+        Ok(Some(n)) if (min..=max).contains(&n) => Some(n),
+        Ok(_) | Err(Negative::Value) => {
+            let unit = if unit.is_empty() {
+                String::new()
+            } else {
+                format!(" ({unit})")
+            };
+            sink.add(path, format!("must be {min}..{max}{unit}"));
+            None
+        }
+        Err(Negative::Reported) => None,
+    }
+}
+
 /// `spec.terminationGracePeriodSeconds`: seconds 0..=3600, as an integer or a string of digits.
 pub(crate) fn grace_seconds(v: &Value, path: &str, sink: &mut Sink) -> Option<u64> {
     match integer_or_digits(v, "an integer", path, sink) {

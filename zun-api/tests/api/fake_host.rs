@@ -214,6 +214,11 @@ impl FakeHost {
 
     /// Reports the capsule's containers as the books have them.
     async fn report_states(&self, capsule: Uuid) {
+        self.report_readiness(capsule, None).await;
+    }
+
+    /// Reports the capsule's containers as the books have them, each with readiness `ready`.
+    pub async fn report_readiness(&self, capsule: Uuid, ready: Option<bool>) {
         let states: Vec<ContainerState> = {
             let books = self.books.lock().unwrap();
             books.capsules[&capsule]
@@ -225,6 +230,7 @@ impl FakeHost {
                     exit_code: None,
                     restart_count: 0,
                     container_id: None,
+                    ready,
                 })
                 .collect()
         };

@@ -20,6 +20,7 @@ mod keystone_tenancy;
 mod malformed_api;
 mod metrics;
 mod oidc;
+mod probes;
 mod process;
 mod secgroups_api;
 mod services_api;

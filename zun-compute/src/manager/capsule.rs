@@ -135,6 +135,11 @@ impl Manager {
                 s
             }
         };
+        let mut state = state;
+        if state.status != CapsuleStatus::Error {
+            self.prober.watch(&spec);
+        }
+        self.prober.annotate(&mut state);
         let rec = Record {
             spec,
             state,
@@ -180,6 +185,7 @@ impl Manager {
     /// again instead of reporting the half-torn-down capsule as broken.
     async fn delete_locked(&self, id: Uuid) -> Result<(), ManagerError> {
         if let Some(mut rec) = self.store.get(id)? {
+            self.prober.forget(&rec.spec);
             if !rec.deleting {
                 rec.deleting = true;
                 self.store.put(&rec)?;
@@ -253,6 +259,12 @@ impl Manager {
                 return Ok(());
             }
         };
+        let mut actual = actual;
+        if actual.status != CapsuleStatus::Error {
+            // After an agent restart too.
+            self.prober.watch(&rec.spec);
+        }
+        self.prober.annotate(&mut actual);
         if actual != rec.state {
             tracing::info!(capsule = %id, status = %actual.status, "state changed");
             rec.state = actual;

@@ -79,7 +79,8 @@ pub struct Manager {
     volumes: Volumes,
     firewall: Arc<SecurityGroups>,
     store: Store,
-    reporter: Reporter,
+    reporter: Arc<Reporter>,
+    prober: crate::prober::Prober,
     locks: StdMutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
     streams: std::sync::OnceLock<Arc<Streams>>,
     exec_limits: ExecLimits,
@@ -88,7 +89,9 @@ pub struct Manager {
 impl Manager {
     /// A manager over `drivers`, remembering in `store`, reporting through `reporter`.
     pub fn new(drivers: Drivers, store: Store, reporter: Reporter) -> Self {
+        let reporter = Arc::new(reporter);
         Self {
+            prober: crate::prober::Prober::new(drivers.capsules.clone(), reporter.clone()),
             runtime: drivers.capsules,
             volumes: drivers.volumes,
             firewall: drivers.firewall,
@@ -129,6 +132,11 @@ impl Manager {
     /// The reporter (for heartbeats).
     pub fn reporter(&self) -> &Reporter {
         &self.reporter
+    }
+
+    /// Capsules whose containers' readiness changed, or that the prober found unhealthy.
+    pub fn probe_changes(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
+        self.prober.changes()
     }
 
     /// Serializes work on one capsule or volume.

@@ -159,6 +159,7 @@ fn running(spec: &CapsuleSpec) -> CapsuleState {
                 exit_code: c.is_init.then_some(0),
                 restart_count: 0,
                 container_id: Some(format!("fake-{}", c.uuid.simple())),
+                ready: None,
             })
             .collect(),
         addresses: serde_json::json!({}),
@@ -346,11 +347,13 @@ fn fake_act(s: &mut ContainerState, act: Act, name: &str) -> Option<String> {
         (Act::Stop { .. }, _) => (Stopped, None),
         (Act::Start | Act::Restart { .. }, Paused) => (Paused, Some(format!("{name} is paused"))),
         (Act::Start | Act::Restart { .. }, _) => (Running, None),
-        (Act::Kill { .. }, Running) => (Running, None),
+        (Act::Kill { .. } | Act::Fail, Running) => (Running, None),
         (Act::Pause | Act::Unpause, Running) if act == Act::Unpause => (Running, None),
         (Act::Pause, Running | Paused) => (Paused, None),
         (Act::Unpause, Paused) => (Running, None),
-        (Act::Kill { .. } | Act::Pause, other) => (other, Some(format!("{name} is not running"))),
+        (Act::Kill { .. } | Act::Fail | Act::Pause, other) => {
+            (other, Some(format!("{name} is not running")))
+        }
         (Act::Unpause, other) => (other, Some(format!("{name} is not paused"))),
     };
     s.status = next;

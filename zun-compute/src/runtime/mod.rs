@@ -15,6 +15,7 @@ use capsule_types::rpc::{
     CapsuleSpec, CapsuleState, ContainerCall, ContainerEventKind, ContainerRef, ContainerReply,
     LogQuery, LogsReply,
 };
+use capsule_types::template::ProbeAction;
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -43,6 +44,8 @@ pub enum Act {
         /// The signal number.
         signal: i32,
     },
+    /// SIGKILL as a failure (its liveness probe failed): its restart policy applies.
+    Fail,
     /// Freeze.
     Pause,
     /// Thaw.
@@ -153,5 +156,18 @@ pub trait RuntimeDriver: Send + Sync + std::fmt::Debug + 'static {
     /// nothing has nothing to say.
     async fn usage(&self) -> Vec<CapsuleUsage> {
         Vec::new()
+    }
+
+    /// Runs health probe `action` against `container` (an exec in it; a connection or an
+    /// HTTP `GET` in its capsule's network namespace), for at most `timeout`: healthy, or why
+    /// not. A runtime that runs nothing finds nothing unhealthy.
+    async fn probe(
+        &self,
+        _spec: &CapsuleSpec,
+        _container: &ContainerRef,
+        _action: &ProbeAction,
+        _timeout: Duration,
+    ) -> Result<(), String> {
+        Ok(())
     }
 }

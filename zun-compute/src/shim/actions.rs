@@ -166,6 +166,16 @@ impl Shim {
                     _ => Err((true, format!("{name} is not running"))),
                 }
             }
+            Action::Fail => match (state, self.units[i].status.pid) {
+                (ContainerState::Running, Some(pid)) => {
+                    tracing::info!(container = %name, "killed as unhealthy");
+                    // No `stop`: the exit is the container's, and its restart policy decides.
+                    kill(Pid::from_raw(pid), Signal::SIGKILL)
+                        .map_err(|e| (false, format!("cannot signal {name}: {e}")))
+                }
+                (ContainerState::Paused, _) => Err((true, format!("{name} is paused"))),
+                _ => Err((true, format!("{name} is not running"))),
+            },
             Action::Pause => match state {
                 ContainerState::Paused => Ok(()),
                 ContainerState::Running => self.freeze(i).map_err(|e| (false, e)),

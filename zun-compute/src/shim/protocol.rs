@@ -79,6 +79,9 @@ pub enum Action {
         /// The signal number.
         signal: i32,
     },
+    /// SIGKILL the container as a failure (its liveness probe failed): unlike a user's kill,
+    /// its restart policy applies.
+    Fail,
     /// Freeze the container's processes.
     Pause,
     /// Thaw them.

@@ -308,5 +308,6 @@ fn new_container(
         restart_max_retries,
         interactive: spec.stdin,
         tty: spec.tty,
+        healthcheck: spec.liveness_probe.as_ref().map(|p| p.zun_healthcheck()),
     }
 }

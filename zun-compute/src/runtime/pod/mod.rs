@@ -12,6 +12,7 @@ mod figures;
 pub mod layout;
 mod operate;
 mod plan;
+mod probe;
 mod saga;
 mod state;
 mod steps;
@@ -344,6 +345,16 @@ impl RuntimeDriver for PodRuntime {
 
     async fn usage(&self) -> Vec<super::CapsuleUsage> {
         self.usage_of_all().await
+    }
+
+    async fn probe(
+        &self,
+        spec: &CapsuleSpec,
+        container: &ContainerRef,
+        action: &capsule_types::template::ProbeAction,
+        timeout: std::time::Duration,
+    ) -> Result<(), String> {
+        self.probe_container(spec, container, action, timeout).await
     }
 }
 

@@ -59,6 +59,7 @@ impl PodRuntime {
             },
             Act::Start => Action::Start,
             Act::Kill { signal } => Action::Kill { signal },
+            Act::Fail => Action::Fail,
             Act::Pause => Action::Pause,
             Act::Unpause => Action::Unpause,
         };

@@ -35,6 +35,8 @@ pub(super) fn capsule_state(
             exit_code: c.exit_code,
             restart_count: c.restart_count,
             container_id: Some(format!("{}-{}", spec.uuid, c.name)),
+            // The agent's prober knows.
+            ready: None,
         })
         .collect();
     let apps = || status.containers.iter().filter(|c| !c.init);

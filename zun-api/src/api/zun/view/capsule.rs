@@ -24,6 +24,7 @@ const CAPSULE_KEYS: &[&str] = &[
     "annotations",
     "status",
     "status_reason",
+    "ready",
     "task_state",
     "restart_policy",
     "cpu",
@@ -58,6 +59,7 @@ const CONTAINER_KEYS: &[&str] = &[
     "addresses",
     "restart_policy",
     "restart_count",
+    "ready",
     "exit_code",
     "status_detail",
     "interactive",
@@ -193,6 +195,7 @@ impl Serialize for View<'_> {
         w.put("annotations", &c.annotations)?;
         w.put("status", &c.status)?;
         w.put("status_reason", &c.status_reason)?;
+        w.put("ready", &ready(&self.rec.containers))?;
         w.put("task_state", &c.task_state)?;
         w.put("cpu", &c.cpu)?;
         w.put("memory", &c.memory.to_string())?;
@@ -214,6 +217,14 @@ impl Serialize for View<'_> {
         w.put("updated_at", &c.updated_at.as_ref().map(zun_time))?;
         w.map.end()
     }
+}
+
+/// The capsule's readiness: every application container ready (`None` until its host says).
+fn ready(cs: &[capsule_container::Model]) -> Option<bool> {
+    cs.iter()
+        .map(|c| c.ready)
+        .try_fold(true, |all, r| r.map(|r| all && r))
+        .filter(|_| !cs.is_empty())
 }
 
 fn uuids(cs: &[capsule_container::Model]) -> Vec<&str> {
@@ -284,6 +295,7 @@ impl Serialize for ContainerView<'_> {
             &restart_policy(&m.restart_policy, m.restart_max_retries),
         )?;
         w.put("restart_count", &m.restart_count)?;
+        w.put("ready", &m.ready)?;
         w.put("exit_code", &m.exit_code)?;
         w.put("status_detail", &none)?;
         w.put("interactive", &m.interactive)?;
@@ -292,8 +304,9 @@ impl Serialize for ContainerView<'_> {
         w.put("security_groups", &json!([]))?;
         w.put("auto_remove", &false)?;
         w.put("disk", &0)?;
-        w.put("auto_heal", &false)?;
-        w.put("healthcheck", &json!({}))?;
+        // A failing liveness probe kills the container; its restart policy brings it back.
+        w.put("auto_heal", &m.healthcheck.is_some())?;
+        w.put("healthcheck", m.healthcheck.as_ref().unwrap_or(&json!({})))?;
         w.put("cpu_policy", "shared")?;
         w.put("registry_id", &none)?;
         w.put("entrypoint", &json!([]))?;
