@@ -6,6 +6,7 @@
 #   devstack/bench.sh rpc      compute RPC round trip and message rates
 #   devstack/bench.sh pod      real pods: create -> Running, delete -> gone, vs podman; memory
 #   devstack/bench.sh exec     exec round trip and stats of a running container, vs podman's
+#   devstack/bench.sh probes   host CPU of 100 capsules probed every second (exec, TCP), vs podman
 #   devstack/bench.sh sg       security-group rule change -> in the compute host's nftables
 #   devstack/bench.sh oidc     OIDC bearer-token validation, cached and not
 # Each benchmark leaves its figures in bench/out/NAME.json; then bench-report merges whatever is
@@ -22,7 +23,7 @@ STACK_DIR=${STACK_DIR:-/opt/capsule}
 source "$STACK_DIR/etc/test-env"
 cd "$TOP_DIR"
 if (($# == 0)); then
-    set -- api rpc pod exec sg oidc
+    set -- api rpc pod exec probes sg oidc
 fi
 for bench in "$@"; do
     case $bench in
@@ -30,10 +31,11 @@ for bench in "$@"; do
         rpc) cargo bench --locked -p e2e --bench rpc ;;
         pod) cargo bench --locked -p e2e --bench pod ;;
         exec) cargo bench --locked -p e2e --bench exec ;;
+        probes) cargo bench --locked -p e2e --bench probes ;;
         sg) cargo bench --locked -p tempest --bench secgroups ;;
         oidc) cargo bench --locked -p zun-api --bench oidc ;;
         *)
-            echo "unknown benchmark $bench (known: api, rpc, pod, exec, sg, oidc)" >&2
+            echo "unknown benchmark $bench (known: api, rpc, pod, exec, probes, sg, oidc)" >&2
             exit 2
             ;;
     esac

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::svg::{cdf_plot, Series};
 
 /// The benchmarks whose figures the report knows, in report order.
-pub const PARTS: &[&str] = &["pod", "exec", "api", "rpc", "sg", "oidc"];
+pub const PARTS: &[&str] = &["pod", "exec", "probes", "api", "rpc", "sg", "oidc"];
 
 /// A target from DESIGN.md: the figure must be at most, or at least, this.
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +113,12 @@ pub fn rows(parts: &BTreeMap<String, Value>) -> Vec<Row> {
         ("exec round trip (API -> container), p50", "exec", "exec", "p50", "ms", Some(AtMost(25.0)), Some("podman_exec")),
         ("exec round trip (API -> container), p99", "exec", "exec", "p99", "ms", None, Some("podman_exec")),
         ("stats (API -> host's cgroup), p50", "exec", "stats", "p50", "ms", None, Some("podman_stats")),
+        ("100 capsules, no probes: agent + shims CPU", "probes", "none_agent_shims_cpu", "value", "%", None, None),
+        ("100 exec probes/s: agent + shims CPU", "probes", "exec_agent_shims_cpu", "value", "%", None, None),
+        ("exec probe: CPU per probe (agent + shim)", "probes", "exec_cpu_per_probe", "value", "ms", None, Some("podman_cpu_per_check")),
+        ("exec probe: whole host CPU per probe", "probes", "exec_host_cpu_per_probe", "value", "ms", None, Some("podman_cpu_per_check")),
+        ("100 TCP probes/s: agent + shims CPU", "probes", "tcp_agent_shims_cpu", "value", "%", None, None),
+        ("TCP probe: CPU per probe (agent + shim)", "probes", "tcp_cpu_per_probe", "value", "ms", None, None),
         ("GET /v1/capsules, 1,000, gzip (as zunclient)", "api", "list_1000_gzip", "value", "req/s", Some(AtLeast(5000.0)), None),
         ("GET /v1/capsules, 1,000, uncompressed", "api", "list_1000", "value", "req/s", Some(AtLeast(5000.0)), None),
         ("GET /v1/capsules?limit=50", "api", "list_page50", "value", "req/s", None, None),
