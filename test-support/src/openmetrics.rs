@@ -50,6 +50,11 @@ pub fn samples(text: &str) -> Vec<Sample> {
 /// The value of series `name` with exactly `labels`; 0 when there is none (as Prometheus
 /// reads a counter that never moved).
 pub fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    find(samples, name, labels).unwrap_or(0.0)
+}
+
+/// The value of series `name` with exactly `labels`, if there is one.
+pub fn find(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let want: BTreeMap<String, String> = labels
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -57,7 +62,7 @@ pub fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     samples
         .iter()
         .find(|s| s.name == name && s.labels == want)
-        .map_or(0.0, |s| s.value)
+        .map(|s| s.value)
 }
 
 #[cfg(test)]

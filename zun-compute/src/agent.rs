@@ -27,6 +27,25 @@ async fn next_change(
     }
 }
 
+/// Where a change comes from: the runtime (a container exited, restarted...) or the prober
+/// (a readiness changed, an unhealthy container was killed).
+const RUNTIME: &str = "runtime";
+const PROBER: &str = "prober";
+
+/// The next capsule the runtime or the prober announces, with where it came from.
+async fn next_of(
+    runtime: &mut Option<tokio::sync::broadcast::Receiver<uuid::Uuid>>,
+    prober: &mut Option<tokio::sync::broadcast::Receiver<uuid::Uuid>>,
+) -> (
+    &'static str,
+    Result<uuid::Uuid, tokio::sync::broadcast::error::RecvError>,
+) {
+    tokio::select! {
+        c = next_change(runtime) => (RUNTIME, c),
+        c = next_change(prober) => (PROBER, c),
+    }
+}
+
 /// A running agent.
 pub struct Agent {
     manager: Arc<Manager>,
@@ -187,31 +206,23 @@ impl Agent {
         let mut probed = Some(self.manager.probe_changes());
         loop {
             tokio::select! {
-                changed = next_change(&mut probed) => match changed {
+                (from, changed) = next_of(&mut changes, &mut probed) => match changed {
                     Ok(capsule) => {
                         if let Err(e) = self.manager.handle(ComputeRequest::SyncCapsules {
                             capsules: vec![capsule],
                         }, None).await {
-                            tracing::warn!(%capsule, error = %Chain(&e), "cannot report a readiness change; reconciliation retries");
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => probed = None,
-                },
-                changed = next_change(&mut changes) => match changed {
-                    Ok(capsule) => {
-                        if let Err(e) = self.manager.handle(ComputeRequest::SyncCapsules {
-                            capsules: vec![capsule],
-                        }, None).await {
-                            tracing::warn!(%capsule, error = %Chain(&e), "cannot report a change; reconciliation retries");
+                            tracing::warn!(%capsule, from, error = %Chain(&e), "cannot report a change; reconciliation retries");
                         }
                     }
                     // Missed some: the reconcile timer catches up.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "runtime changes missed; reconciling");
+                        tracing::warn!(missed = n, from, "changes missed; reconciling");
                     }
-                    // The driver is gone (only at shutdown): the timer still reconciles.
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => changes = None,
+                    // Its sender is gone (only at shutdown): the timer still reconciles.
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) if from == RUNTIME => {
+                        changes = None;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => probed = None,
                 },
                 _ = hb.tick() => self.heartbeat().await,
                 _ = fw.tick(), if fw_every > 0 => self.manager.check_firewall().await,

@@ -221,52 +221,51 @@ impl NftFirewall {
     /// Runs `nft -f -` (in the configured namespace) with `script` on stdin.
     async fn run(&self, action: &'static str, script: &str) -> Result<(), FirewallError> {
         let started = Instant::now();
-        let out = self.run_once(action, script).await;
+        let out = async {
+            let cfg = &self.0.cfg;
+            let stdin = ["-f", "-"].map(OsString::from);
+            let (program, args) = command_line(&cfg.nft, cfg.netns.as_deref(), &stdin);
+            let command = std::iter::once(&program)
+                .chain(&args)
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ");
+            debug!(table = %cfg.table, %command, bytes = script.len(), action, "running nft");
+            let spawn_error = |source| FirewallError::Spawn {
+                table: cfg.table.clone(),
+                action,
+                command: command.clone(),
+                source,
+            };
+            let mut child = tokio::process::Command::new(&program)
+                .args(&args)
+                .env("PATH", path_env())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(spawn_error)?;
+            if let Some(mut stdin) = child.stdin.take() {
+                // nft reads the whole script before it acts; a write error shows as its exit.
+                let _ = stdin.write_all(script.as_bytes()).await;
+                let _ = stdin.shutdown().await;
+            }
+            let out = child.wait_with_output().await.map_err(spawn_error)?;
+            if out.status.success() {
+                return Ok(());
+            }
+            Err(FirewallError::Nft {
+                table: cfg.table.clone(),
+                action,
+                command,
+                code: out.status.code(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            })
+        }
+        .await;
         crate::metrics::metrics().tool("nft", action, out.is_ok(), started.elapsed());
         out
-    }
-
-    async fn run_once(&self, action: &'static str, script: &str) -> Result<(), FirewallError> {
-        let cfg = &self.0.cfg;
-        let stdin = ["-f", "-"].map(OsString::from);
-        let (program, args) = command_line(&cfg.nft, cfg.netns.as_deref(), &stdin);
-        let command = std::iter::once(&program)
-            .chain(&args)
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ");
-        debug!(table = %cfg.table, %command, bytes = script.len(), action, "running nft");
-        let spawn_error = |source| FirewallError::Spawn {
-            table: cfg.table.clone(),
-            action,
-            command: command.clone(),
-            source,
-        };
-        let mut child = tokio::process::Command::new(&program)
-            .args(&args)
-            .env("PATH", path_env())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(spawn_error)?;
-        if let Some(mut stdin) = child.stdin.take() {
-            // nft reads the whole script before it acts; a write error shows as its exit.
-            let _ = stdin.write_all(script.as_bytes()).await;
-            let _ = stdin.shutdown().await;
-        }
-        let out = child.wait_with_output().await.map_err(spawn_error)?;
-        if out.status.success() {
-            return Ok(());
-        }
-        Err(FirewallError::Nft {
-            table: cfg.table.clone(),
-            action,
-            command,
-            code: out.status.code(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        })
     }
 }
 

@@ -1,25 +1,12 @@
 //! The exposition of the agent's metrics, checked with the OpenMetrics parser the tests share.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use test_support::openmetrics::{samples, Sample};
+use test_support::openmetrics::{find, samples};
 use uuid::Uuid;
 
 use super::*;
 use crate::runtime::{CapsuleUsage, ContainerUsage};
-
-/// The value of series `name` with exactly `labels`, if there is one.
-fn find(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let want: BTreeMap<String, String> = labels
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    samples
-        .iter()
-        .find(|s| s.name == name && s.labels == want)
-        .map(|s| s.value)
-}
 
 fn snapshot(capsule: Uuid, container: Uuid) -> Snapshot {
     Snapshot {

@@ -187,53 +187,45 @@ pub(crate) async fn run(
     options: &Options,
 ) -> Result<String, RunFailure> {
     let started = std::time::Instant::now();
-    let out = run_once(binary, config_dir, firewall, command, netns, options).await;
+    let out = async {
+        let input = serde_json::to_vec(options).map_err(|e| RunFailure::Spawn(e.into()))?;
+        let mut cmd = tokio::process::Command::new(binary);
+        if let Some(fw) = firewall {
+            cmd.env("NETAVARK_FW", fw);
+        }
+        let mut child = cmd
+            .arg("--config")
+            .arg(config_dir)
+            .arg(command.as_str())
+            .arg(netns)
+            .env("PATH", path_env())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(RunFailure::Spawn)?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // netavark reads all of stdin before doing anything; a write error shows as its exit.
+            let _ = stdin.write_all(&input).await;
+            let _ = stdin.shutdown().await;
+        }
+        let out = child.wait_with_output().await.map_err(RunFailure::Spawn)?;
+        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if out.status.success() {
+            return Ok(stdout);
+        }
+        let message = serde_json::from_str::<JsonError>(&stdout)
+            .map(|e| e.error)
+            .unwrap_or(stdout);
+        Err(RunFailure::Failed {
+            code: out.status.code(),
+            message,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
+    }
+    .await;
     crate::metrics::metrics().tool("netavark", command.as_str(), out.is_ok(), started.elapsed());
     out
-}
-
-async fn run_once(
-    binary: &Path,
-    config_dir: &Path,
-    firewall: Option<&str>,
-    command: Command,
-    netns: &Path,
-    options: &Options,
-) -> Result<String, RunFailure> {
-    let input = serde_json::to_vec(options).map_err(|e| RunFailure::Spawn(e.into()))?;
-    let mut cmd = tokio::process::Command::new(binary);
-    if let Some(fw) = firewall {
-        cmd.env("NETAVARK_FW", fw);
-    }
-    let mut child = cmd
-        .arg("--config")
-        .arg(config_dir)
-        .arg(command.as_str())
-        .arg(netns)
-        .env("PATH", path_env())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(RunFailure::Spawn)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // netavark reads all of stdin before doing anything; a write error shows as its exit.
-        let _ = stdin.write_all(&input).await;
-        let _ = stdin.shutdown().await;
-    }
-    let out = child.wait_with_output().await.map_err(RunFailure::Spawn)?;
-    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if out.status.success() {
-        return Ok(stdout);
-    }
-    let message = serde_json::from_str::<JsonError>(&stdout)
-        .map(|e| e.error)
-        .unwrap_or(stdout);
-    Err(RunFailure::Failed {
-        code: out.status.code(),
-        message,
-        stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-    })
 }
 
 #[cfg(test)]

@@ -135,15 +135,18 @@ impl ContainerProbes {
         }
     }
 
-    /// The probes due at `now`, with what each does and its time limit: only the startup
-    /// probe until it passes.
-    pub fn due(&self, now: Instant) -> Vec<(Which, Probe)> {
-        let which: &[Which] = if self.started {
+    /// The probes that run now: only the startup probe until it passes, then the others.
+    fn active(&self) -> &'static [Which] {
+        if self.started {
             &[Which::Liveness, Which::Readiness]
         } else {
             &[Which::Startup]
-        };
-        which
+        }
+    }
+
+    /// The probes due at `now`, with what each does and its time limit.
+    pub fn due(&self, now: Instant) -> Vec<(Which, Probe)> {
+        self.active()
             .iter()
             .filter_map(|w| {
                 let t = self.track(*w)?;
@@ -154,12 +157,7 @@ impl ContainerProbes {
 
     /// When the next probe is due.
     pub fn next_due(&self) -> Option<Instant> {
-        let which: &[Which] = if self.started {
-            &[Which::Liveness, Which::Readiness]
-        } else {
-            &[Which::Startup]
-        };
-        which
+        self.active()
             .iter()
             .filter_map(|w| self.track(*w).map(|t| t.due))
             .min()
