@@ -47,13 +47,16 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
     }
 }
 
-/// The journal the fake runtime (and its volumes) append to: one `<what> <uuid>` line each.
+/// The journal the fake runtime (and its volumes) append to: one `<what> <uuid>` line each,
+/// written by one `write` to a file opened for appending, so that concurrent creates never
+/// interleave their lines (`writeln!` on a `File` writes each piece of the line apart).
 pub(crate) fn journal(path: &Path, what: &str, id: Uuid) -> Result<(), FakeError> {
+    let line = format!("{what} {id}\n");
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .and_then(|mut f| writeln!(f, "{what} {id}"))
+        .and_then(|mut f| f.write_all(line.as_bytes()))
         .map_err(io("write", path))
 }
 
@@ -358,4 +361,38 @@ fn fake_act(s: &mut ContainerState, act: Act, name: &str) -> Option<String> {
     };
     s.status = next;
     error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_journal_lines_never_interleave() {
+        let dir = std::env::temp_dir().join(format!("fake-journal-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("journal");
+        let writers: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..300 {
+                        journal(&path, "create", Uuid::new_v4()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 8 * 300);
+        for l in lines {
+            let (what, id) = l.split_once(' ').unwrap_or_else(|| panic!("{l:?}"));
+            assert_eq!(what, "create", "{l:?}");
+            assert!(id.parse::<Uuid>().is_ok(), "{l:?}");
+        }
+    }
 }
